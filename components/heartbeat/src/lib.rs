@@ -1,0 +1,52 @@
+//! The heartbeat cron job: proves the scheduler runs and keeps `job_runs` tidy.
+//! Each run marks runs left `running` longer than `job_stale_after_minutes`
+//! as `abandoned` (their component died mid-run) and deletes runs older than
+//! `job_runs_retention_days`.
+
+use anyhow::Context;
+use serde_json::json;
+use spin_sdk::pg4::Connection;
+
+use platform::jobs::{self, Trigger};
+
+const JOB_NAME: &str = "heartbeat";
+
+struct Heartbeat;
+
+impl spin_cron::Guest for Heartbeat {
+    fn handle_cron_event(metadata: spin_cron::Metadata) -> Result<(), spin_cron::Error> {
+        jobs::run(JOB_NAME, Trigger::Cron(metadata.timestamp), tidy_job_runs)
+            .map(|_| ())
+            .map_err(spin_cron::Error::Other)
+    }
+}
+
+spin_cron::export!(Heartbeat);
+
+fn tidy_job_runs(conn: &Connection) -> anyhow::Result<serde_json::Value> {
+    let stale_minutes = int_variable("job_stale_after_minutes")?;
+    let retention_days = int_variable("job_runs_retention_days")?;
+    let abandoned = conn
+        .execute(
+            "UPDATE job_runs
+                SET outcome = 'abandoned', finished_at = clock_timestamp(),
+                    detail = jsonb_build_object('error', 'still running after ' || $1 || ' minutes')
+              WHERE outcome = 'running' AND started_at < now() - make_interval(mins => $1)",
+            &[stale_minutes.into()],
+        )
+        .context("marking abandoned runs")?;
+    let deleted = conn
+        .execute(
+            "DELETE FROM job_runs WHERE started_at < now() - make_interval(days => $1)",
+            &[retention_days.into()],
+        )
+        .context("deleting old runs")?;
+    Ok(json!({ "abandoned": abandoned, "deleted": deleted }))
+}
+
+fn int_variable(name: &str) -> anyhow::Result<i32> {
+    let raw = spin_sdk::variables::get(name).with_context(|| format!("variable {name}"))?;
+    raw.trim()
+        .parse()
+        .with_context(|| format!("variable {name} must be a whole number, got {raw:?}"))
+}

@@ -1,0 +1,150 @@
+//! Scheduled and on-demand jobs, recorded in `job_runs`.
+//!
+//! Under SpinKube every replica fires every cron schedule and a failed run is
+//! not retried, so each run:
+//! - records itself in `job_runs` before doing anything (the backoffice sees
+//!   when each job last ran and whether it failed);
+//! - takes a per-job Postgres advisory lock on a second connection, so two
+//!   copies never run at once: the later one is recorded as `skipped`;
+//! - records its outcome (`succeeded` with the job's detail, or `failed` with
+//!   the error) and returns the error, so the trigger logs a failure.
+//!
+//! The lock is transaction-scoped: if the component dies mid-run, its
+//! connection closes and Postgres releases the lock.
+
+use serde_json::{json, Value};
+use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+
+use crate::db::{self, DbError};
+
+/// How a job run was started, as recorded in `job_runs.trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// By a cron schedule; carries the trigger's timestamp (seconds since the epoch).
+    Cron(u64),
+    /// By an HTTP request (an admin button).
+    Http,
+}
+
+/// What a job run came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded(Value),
+    /// Another copy of the job held the lock.
+    Skipped,
+}
+
+/// The result of [`run`]: the `job_runs` id and the outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub run_id: i64,
+    pub outcome: Outcome,
+}
+
+/// Runs `work` as job `name`, recording the run in `job_runs`.
+///
+/// `work` gets its own connection; the advisory lock is held on another.
+/// Returns `Err` with the reason when the run failed (and was recorded as such),
+/// or when the database could not be reached at all (nothing can be recorded then).
+pub fn run<F>(name: &str, trigger: Trigger, work: F) -> Result<Report, String>
+where
+    F: FnOnce(&Connection) -> anyhow::Result<Value>,
+{
+    let conn = db::connect().map_err(|e| format!("job {name}: {e}"))?;
+    let run_id = start(&conn, name, trigger).map_err(|e| format!("job {name}: {e}"))?;
+
+    let lock_conn = match db::connect() {
+        Ok(c) => c,
+        Err(e) => return fail(&conn, run_id, name, format!("lock connection: {e}")),
+    };
+    match try_lock(&lock_conn, name) {
+        Ok(true) => {}
+        Ok(false) => {
+            finish(
+                &conn,
+                run_id,
+                "skipped",
+                &json!({ "reason": "another run of this job holds the lock" }),
+            )
+            .map_err(|e| format!("job {name}: {e}"))?;
+            return Ok(Report {
+                run_id,
+                outcome: Outcome::Skipped,
+            });
+        }
+        Err(e) => return fail(&conn, run_id, name, format!("advisory lock: {e}")),
+    }
+
+    let result = work(&conn);
+    // Release the lock whatever happened; closing the connection would too.
+    let _ = lock_conn.execute("COMMIT", &[]);
+    match result {
+        Ok(detail) => {
+            finish(&conn, run_id, "succeeded", &detail).map_err(|e| format!("job {name}: {e}"))?;
+            Ok(Report {
+                run_id,
+                outcome: Outcome::Succeeded(detail),
+            })
+        }
+        Err(e) => fail(&conn, run_id, name, format!("{e:#}")),
+    }
+}
+
+fn start(conn: &Connection, name: &str, trigger: Trigger) -> Result<i64, DbError> {
+    let (kind, scheduled_at) = match trigger {
+        Trigger::Cron(ts) => ("cron", ParameterValue::Int64(ts as i64)),
+        Trigger::Http => ("http", ParameterValue::DbNull),
+    };
+    let rows = conn.query(
+        "INSERT INTO job_runs (job_name, trigger, scheduled_at, app_version)
+         VALUES ($1, $2, to_timestamp($3::bigint), $4) RETURNING id",
+        &[
+            name.to_string().into(),
+            kind.to_string().into(),
+            scheduled_at,
+            crate::VERSION.to_string().into(),
+        ],
+    )?;
+    let id = rows
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .map(i64::decode)
+        .transpose()
+        .map_err(|e| DbError(e.to_string()))?;
+    id.ok_or_else(|| DbError("INSERT INTO job_runs returned no id".into()))
+}
+
+fn try_lock(lock_conn: &Connection, name: &str) -> Result<bool, DbError> {
+    lock_conn.execute("BEGIN", &[])?;
+    let rows = lock_conn.query(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended('job:' || $1, 0))",
+        &[name.to_string().into()],
+    )?;
+    let got = rows.rows.first().and_then(|r| r.first()).map(bool::decode);
+    match got {
+        Some(Ok(b)) => Ok(b),
+        _ => Err(DbError(
+            "pg_try_advisory_xact_lock returned no boolean".into(),
+        )),
+    }
+}
+
+fn finish(conn: &Connection, run_id: i64, outcome: &str, detail: &Value) -> Result<(), DbError> {
+    let detail = serde_json::to_vec(detail).map_err(|e| DbError(e.to_string()))?;
+    conn.execute(
+        "UPDATE job_runs SET outcome = $2, detail = $3, finished_at = clock_timestamp() WHERE id = $1",
+        &[run_id.into(), outcome.to_string().into(), ParameterValue::Jsonb(detail)],
+    )?;
+    Ok(())
+}
+
+fn fail(conn: &Connection, run_id: i64, name: &str, error: String) -> Result<Report, String> {
+    let recorded = finish(conn, run_id, "failed", &json!({ "error": error }));
+    match recorded {
+        Ok(()) => Err(format!("job {name} failed: {error}")),
+        Err(e) => Err(format!(
+            "job {name} failed: {error} (and recording it failed: {e})"
+        )),
+    }
+}

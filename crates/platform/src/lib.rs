@@ -1,0 +1,11 @@
+//! What every component of the application shares: the application version,
+//! JSON responses and errors, the database connection, and job runs.
+//!
+//! Kept free of business logic: domain crates sit beside this one.
+
+pub mod db;
+pub mod jobs;
+pub mod respond;
+
+/// The application version reported by `/healthz` and recorded with job runs.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

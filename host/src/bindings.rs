@@ -1,0 +1,22 @@
+//! Host-side bindings of the interfaces components import from Spin beyond
+//! WASI (`host/wit/`), and of the cron trigger's export (`wit/spin-cron.wit`).
+
+wasmtime::component::bindgen!({
+    path: "wit",
+    world: "local:spin-host/spin-host-imports",
+    imports: { default: async | trappable },
+    with: {
+        "spin:postgres/postgres.connection": crate::pg::Connection,
+    },
+});
+
+pub mod cron {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "fermyon:spin-cron/spin-cron",
+        exports: { default: async },
+    });
+}
+
+pub use fermyon::spin::variables;
+pub use spin::postgres::postgres as pg;

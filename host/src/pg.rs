@@ -1,0 +1,456 @@
+//! `spin:postgres/postgres@4.0.0` on a connection pool, behaving as Spin's
+//! host does: `allowed_outbound_hosts` checked before connecting, one pool per
+//! address (recycled with deadpool's `Clean`), the same type conversions, and
+//! the same errors. Like Spin, a `timestamptz` column cannot be read (Spin
+//! decodes it as a naive timestamp and fails): components select
+//! `extract(epoch from ...)` instead, and tests here catch it.
+//!
+//! Unlike Spin, TLS is not attempted: addresses must say `sslmode=disable`,
+//! which is what local URLs should say under Spin too.
+
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
+
+use crate::bindings::pg::{
+    Column, DbDataType, DbError, DbValue, Error, Interval, ParameterValue, QueryError, RowSet,
+};
+use crate::outbound::AllowedHosts;
+
+/// Pools per address, shared by every instance of the application.
+#[derive(Default)]
+pub struct PgPools {
+    pools: Mutex<HashMap<String, Pool>>,
+}
+
+/// A guest's `connection` resource: a pooled client.
+pub struct Connection {
+    client: Option<Object>,
+    /// The guest began a transaction and has not ended it: if it goes away
+    /// now, the connection is closed rather than returned to the pool.
+    in_transaction: bool,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            if let Some(client) = self.client.take() {
+                drop(Object::take(client));
+            }
+        }
+    }
+}
+
+impl PgPools {
+    /// `connection.open`: checks the address against `allowed`, then takes a pooled client.
+    pub async fn open(&self, address: &str, allowed: &AllowedHosts) -> Result<Connection, Error> {
+        let mut config = tokio_postgres::Config::from_str(address)
+            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
+        for (i, host) in config.get_hosts().iter().enumerate() {
+            let Host::Tcp(host) = host else {
+                return Err(Error::ConnectionFailed(
+                    "Unix sockets are not supported on WebAssembly".into(),
+                ));
+            };
+            let port = config
+                .get_ports()
+                .get(i)
+                .or(config.get_ports().first())
+                .copied();
+            if !allowed.allows("postgres", host, port) {
+                let shown = match port {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host.clone(),
+                };
+                eprintln!("A component tried to make an outbound network connection to disallowed destination 'postgres://{shown}'.");
+                return Err(Error::ConnectionFailed(format!(
+                    "address postgres://{shown} is not permitted"
+                )));
+            }
+        }
+        if config.get_ssl_mode() != SslMode::Disable {
+            return Err(Error::ConnectionFailed(
+                "the local host connects without TLS only: add sslmode=disable to the address \
+                 (under Spin, an address without it negotiates TLS)"
+                    .into(),
+            ));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let pool = self.pool(address, config)?;
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| Error::ConnectionFailed(format!("{e}")))?;
+        Ok(Connection {
+            client: Some(client),
+            in_transaction: false,
+        })
+    }
+
+    fn pool(&self, address: &str, config: tokio_postgres::Config) -> Result<Pool, Error> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = pools.get(address) {
+            return Ok(pool.clone());
+        }
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Clean,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(64)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
+        pools.insert(address.to_string(), pool.clone());
+        Ok(pool)
+    }
+}
+
+impl Connection {
+    fn client(&self) -> Result<&Object, Error> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| Error::Other("connection already closed".into()))
+    }
+
+    fn track_transaction(&mut self, statement: &str) {
+        let head = statement
+            .trim_start()
+            .get(..8)
+            .unwrap_or(statement)
+            .to_ascii_uppercase();
+        if head.starts_with("BEGIN") || head.starts_with("START") {
+            self.in_transaction = true;
+        } else if ["COMMIT", "ROLLBACK", "END", "ABORT"]
+            .iter()
+            .any(|k| head.starts_with(k))
+        {
+            self.in_transaction = false;
+        }
+    }
+
+    /// `connection.query`.
+    pub async fn query(
+        &mut self,
+        statement: &str,
+        params: Vec<ParameterValue>,
+    ) -> Result<RowSet, Error> {
+        self.track_transaction(statement);
+        let params = to_sql_params(params, Error::BadParameter)?;
+        let client = self.client()?;
+        let stmt = client.prepare(statement).await.map_err(query_failed)?;
+        let rows = client
+            .query(&stmt, &param_refs(&params))
+            .await
+            .map_err(query_failed)?;
+        let columns = stmt
+            .columns()
+            .iter()
+            .map(|c| Column {
+                name: c.name().to_string(),
+                data_type: data_type(c.type_()),
+            })
+            .collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut values = Vec::with_capacity(row.len());
+            for i in 0..row.len() {
+                values.push(db_value(row, i).map_err(query_failed)?);
+            }
+            out.push(values);
+        }
+        Ok(RowSet { columns, rows: out })
+    }
+
+    /// `connection.execute`.
+    pub async fn execute(
+        &mut self,
+        statement: &str,
+        params: Vec<ParameterValue>,
+    ) -> Result<u64, Error> {
+        self.track_transaction(statement);
+        let params = to_sql_params(params, Error::ValueConversionFailed)?;
+        let client = self.client()?;
+        client
+            .execute(statement, &param_refs(&params))
+            .await
+            .map_err(query_failed)
+    }
+}
+
+fn query_failed(e: tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let mut extras = Vec::new();
+        for (k, v) in [
+            ("hint", db.hint()),
+            ("where", db.where_()),
+            ("schema", db.schema()),
+            ("table", db.table()),
+            ("column", db.column()),
+            ("constraint", db.constraint()),
+        ] {
+            if let Some(v) = v {
+                extras.push((k.to_string(), v.to_string()));
+            }
+        }
+        return Error::QueryFailed(QueryError::DbError(DbError {
+            as_text: format!("{db:?}"),
+            severity: db.severity().to_string(),
+            code: db.code().code().to_string(),
+            message: db.message().to_string(),
+            detail: db.detail().map(str::to_string),
+            extras,
+        }));
+    }
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!("\n\nCaused by:\n    {s}"));
+        source = s.source();
+    }
+    Error::QueryFailed(QueryError::Text(text))
+}
+
+fn data_type(t: &Type) -> DbDataType {
+    match *t {
+        Type::BOOL => DbDataType::Boolean,
+        Type::CHAR => DbDataType::Int8,
+        Type::INT2 => DbDataType::Int16,
+        Type::INT4 => DbDataType::Int32,
+        Type::INT8 => DbDataType::Int64,
+        Type::FLOAT4 => DbDataType::Floating32,
+        Type::FLOAT8 => DbDataType::Floating64,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR => DbDataType::Str,
+        Type::BYTEA => DbDataType::Binary,
+        Type::DATE => DbDataType::Date,
+        Type::TIME => DbDataType::Time,
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => DbDataType::Datetime,
+        Type::UUID => DbDataType::Uuid,
+        Type::JSONB => DbDataType::Jsonb,
+        Type::NUMERIC => DbDataType::Decimal,
+        Type::INT4_ARRAY => DbDataType::ArrayInt32,
+        Type::INT8_ARRAY => DbDataType::ArrayInt64,
+        Type::NUMERIC_ARRAY => DbDataType::ArrayDecimal,
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY => DbDataType::ArrayStr,
+        Type::INTERVAL => DbDataType::Interval,
+        ref other => DbDataType::Other(other.name().to_string()),
+    }
+}
+
+type PgResult<T> = Result<T, tokio_postgres::Error>;
+
+fn db_value(row: &tokio_postgres::Row, i: usize) -> PgResult<DbValue> {
+    fn get<'a, T: FromSql<'a>>(row: &'a tokio_postgres::Row, i: usize) -> PgResult<Option<T>> {
+        row.try_get::<_, Option<T>>(i)
+    }
+    let t = row.columns()[i].type_().clone();
+    let v = match t {
+        Type::BOOL => get::<bool>(row, i)?.map(DbValue::Boolean),
+        Type::CHAR => get::<i8>(row, i)?.map(DbValue::Int8),
+        Type::INT2 => get::<i16>(row, i)?.map(DbValue::Int16),
+        Type::INT4 => get::<i32>(row, i)?.map(DbValue::Int32),
+        Type::INT8 => get::<i64>(row, i)?.map(DbValue::Int64),
+        Type::FLOAT4 => get::<f32>(row, i)?.map(DbValue::Floating32),
+        Type::FLOAT8 => get::<f64>(row, i)?.map(DbValue::Floating64),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR => get::<String>(row, i)?.map(DbValue::Str),
+        Type::BYTEA => get::<Vec<u8>>(row, i)?.map(DbValue::Binary),
+        Type::DATE => get::<NaiveDate>(row, i)?
+            .map(|d| DbValue::Date((d.year(), d.month() as u8, d.day() as u8))),
+        Type::TIME => get::<NaiveTime>(row, i)?.map(|t| {
+            DbValue::Time((
+                t.hour() as u8,
+                t.minute() as u8,
+                t.second() as u8,
+                t.nanosecond(),
+            ))
+        }),
+        // As in Spin, timestamptz is decoded as a naive timestamp, which fails.
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => get::<NaiveDateTime>(row, i)?.map(|dt| {
+            DbValue::Datetime((
+                dt.year(),
+                dt.month() as u8,
+                dt.day() as u8,
+                dt.hour() as u8,
+                dt.minute() as u8,
+                dt.second() as u8,
+                dt.nanosecond(),
+            ))
+        }),
+        Type::UUID => get::<uuid::Uuid>(row, i)?.map(|u| DbValue::Uuid(u.hyphenated().to_string())),
+        Type::JSONB => get::<serde_json::Value>(row, i)?
+            .map(|j| DbValue::Jsonb(serde_json::to_vec(&j).unwrap_or_default())),
+        Type::NUMERIC => {
+            get::<rust_decimal::Decimal>(row, i)?.map(|d| DbValue::Decimal(d.to_string()))
+        }
+        Type::INT4_ARRAY => get::<Vec<Option<i32>>>(row, i)?.map(DbValue::ArrayInt32),
+        Type::INT8_ARRAY => get::<Vec<Option<i64>>>(row, i)?.map(DbValue::ArrayInt64),
+        Type::NUMERIC_ARRAY => get::<Vec<Option<rust_decimal::Decimal>>>(row, i)?.map(|v| {
+            DbValue::ArrayDecimal(v.into_iter().map(|d| d.map(|d| d.to_string())).collect())
+        }),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY => {
+            get::<Vec<Option<String>>>(row, i)?.map(DbValue::ArrayStr)
+        }
+        Type::INTERVAL => get::<SqlInterval>(row, i)?.map(|iv| DbValue::Interval(iv.0)),
+        _ => get::<RawValue>(row, i)?.map(|raw| DbValue::Unsupported(raw.0)),
+    };
+    Ok(v.unwrap_or(DbValue::DbNull))
+}
+
+type BoxedParam = Box<dyn ToSql + Send + Sync>;
+
+fn param_refs(params: &[BoxedParam]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+fn to_sql_params(
+    params: Vec<ParameterValue>,
+    bad: fn(String) -> Error,
+) -> Result<Vec<BoxedParam>, Error> {
+    params.into_iter().map(|p| to_sql(p, bad)).collect()
+}
+
+fn to_sql(p: ParameterValue, bad: fn(String) -> Error) -> Result<BoxedParam, Error> {
+    use ParameterValue as P;
+    Ok(match p {
+        P::Boolean(v) => Box::new(v),
+        P::Int8(v) => Box::new(v),
+        P::Int16(v) => Box::new(v),
+        P::Int32(v) => Box::new(v),
+        P::Int64(v) => Box::new(v),
+        P::Floating32(v) => Box::new(v),
+        P::Floating64(v) => Box::new(v),
+        P::Str(v) => Box::new(v),
+        P::Binary(v) => Box::new(v),
+        P::Date((y, m, d)) => Box::new(
+            NaiveDate::from_ymd_opt(y, m.into(), d.into())
+                .ok_or_else(|| bad(format!("invalid date y={y}, m={m}, d={d}")))?,
+        ),
+        P::Time((h, m, s, ns)) => Box::new(
+            NaiveTime::from_hms_nano_opt(h.into(), m.into(), s.into(), ns)
+                .ok_or_else(|| bad(format!("invalid time {h}:{m}:{s}:{ns}")))?,
+        ),
+        P::Datetime((y, mo, d, h, mi, s, ns)) => {
+            let date = NaiveDate::from_ymd_opt(y, mo.into(), d.into())
+                .ok_or_else(|| bad(format!("invalid date y={y}, m={mo}, d={d}")))?;
+            let time = NaiveTime::from_hms_nano_opt(h.into(), mi.into(), s.into(), ns)
+                .ok_or_else(|| bad(format!("invalid time {h}:{mi}:{s}:{ns}")))?;
+            Box::new(NaiveDateTime::new(date, time))
+        }
+        P::Timestamp(secs) => Box::new(
+            chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
+                .ok_or_else(|| bad(format!("timestamp {secs} out of range")))?,
+        ),
+        P::Uuid(s) => Box::new(
+            uuid::Uuid::parse_str(&s).map_err(|e| bad(format!("invalid uuid {s:?}: {e}")))?,
+        ),
+        P::Jsonb(bytes) => Box::new(
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map_err(|e| bad(format!("invalid jsonb: {e}")))?,
+        ),
+        P::Decimal(s) => Box::new(parse_decimal(&s).map_err(bad)?),
+        P::ArrayInt32(v) => Box::new(v),
+        P::ArrayInt64(v) => Box::new(v),
+        P::ArrayDecimal(v) => Box::new(
+            v.into_iter()
+                .map(|d| d.map(|d| parse_decimal(&d)).transpose())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad)?,
+        ),
+        P::ArrayStr(v) => Box::new(v),
+        P::Interval(i) => Box::new(SqlInterval(i)),
+        P::DbNull => Box::new(SqlNull),
+        P::RangeInt32(_) | P::RangeInt64(_) | P::RangeDecimal(_) => {
+            return Err(bad(
+                "range parameters are not supported by the local host".into()
+            ))
+        }
+    })
+}
+
+fn parse_decimal(s: &str) -> Result<rust_decimal::Decimal, String> {
+    rust_decimal::Decimal::from_str_exact(s).map_err(|e| format!("invalid decimal {s:?}: {e}"))
+}
+
+/// NULL of whatever type the statement expects.
+#[derive(Debug)]
+struct SqlNull;
+
+impl ToSql for SqlNull {
+    fn to_sql(
+        &self,
+        _: &Type,
+        _: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(IsNull::Yes)
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// Postgres `interval` in its binary form: microseconds, days, months.
+#[derive(Debug)]
+struct SqlInterval(Interval);
+
+impl ToSql for SqlInterval {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.0.micros.to_be_bytes());
+        out.extend_from_slice(&self.0.days.to_be_bytes());
+        out.extend_from_slice(&self.0.months.to_be_bytes());
+        Ok(IsNull::No)
+    }
+    fn accepts(t: &Type) -> bool {
+        *t == Type::INTERVAL
+    }
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for SqlInterval {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        if raw.len() != 16 {
+            return Err("interval must be 16 bytes".into());
+        }
+        Ok(SqlInterval(Interval {
+            micros: i64::from_be_bytes(raw[0..8].try_into()?),
+            days: i32::from_be_bytes(raw[8..12].try_into()?),
+            months: i32::from_be_bytes(raw[12..16].try_into()?),
+        }))
+    }
+    fn accepts(t: &Type) -> bool {
+        *t == Type::INTERVAL
+    }
+}
+
+/// Any other type, passed on as its binary wire form (`db-value::unsupported`).
+struct RawValue(Vec<u8>);
+
+impl<'a> FromSql<'a> for RawValue {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawValue(raw.to_vec()))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}

@@ -1,0 +1,10 @@
+# Shared by the scripts: make sure the local Postgres is running.
+ensure_postgres() {
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "==> starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 1; done
+    echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2
+    return 1
+  fi
+}

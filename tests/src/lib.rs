@@ -1,0 +1,156 @@
+//! The end-to-end test harness: a fresh migrated Postgres database per test,
+//! the application's real `.wasm` components on the local host, served on an
+//! ephemeral port on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use spin_local::{App, LoadOptions, VariableSources};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The application manifest, `spin.toml`.
+pub fn app_manifest() -> PathBuf {
+    root().join("spin.toml")
+}
+
+/// The local host's binary (built by `scripts/test` before the tests run).
+pub fn host_binary() -> PathBuf {
+    let path = root().join("target/debug/spin-local");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test",
+        path.display()
+    );
+    path
+}
+
+/// Where tests reach Postgres as its administrator.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@localhost:5432/postgres?sslmode=disable".into())
+}
+
+/// A database created for one test, dropped when the test's `TestDb` is dropped.
+pub struct TestDb {
+    pub name: String,
+    /// Its URL, spelled with `localhost` as `database_host` expects.
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates a fresh database and applies the migrations to it.
+    pub async fn new() -> TestDb {
+        let name = format!("spinlocal_test_{}", uuid::Uuid::new_v4().simple());
+        let admin: tokio_postgres::Config = admin_url().parse().unwrap();
+        let mut target = admin.clone();
+        target.dbname(&name);
+        let url = admin_url().replace("/postgres?", &format!("/{name}?"));
+        assert!(
+            url.contains(&name),
+            "TEST_DATABASE_ADMIN_URL must name the database `postgres`"
+        );
+        spin_local::migrate::migrate(&url, &root().join("migrations"), true)
+            .await
+            .expect("migrating the test database");
+        TestDb { name, url }
+    }
+
+    /// A client on this database.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connecting to the test database");
+        tokio::spawn(conn);
+        client
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop from a plain thread: the test's runtime may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// An application served by the local host for one test.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    pub app: Arc<App>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Variables for a test: `database_url` of `db`, then `overrides`.
+pub fn variables(db: Option<&TestDb>, overrides: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut vars = HashMap::new();
+    if let Some(db) = db {
+        vars.insert("database_url".to_string(), db.url.clone());
+    }
+    for (k, v) in overrides {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    vars
+}
+
+/// Loads `manifest` with exactly these variables (the environment is ignored).
+pub async fn load(manifest: &Path, vars: HashMap<String, String>) -> anyhow::Result<Arc<App>> {
+    let sources = VariableSources {
+        explicit: vars,
+        env: HashMap::new(),
+    };
+    App::load(
+        manifest,
+        LoadOptions {
+            variables: sources,
+            check_databases: false,
+        },
+    )
+    .await
+}
+
+/// Loads `manifest` and serves it on an ephemeral port.
+pub async fn serve(manifest: &Path, vars: HashMap<String, String>) -> TestApp {
+    let app = load(manifest, vars).await.expect("loading the application");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(spin_local::server::serve(app.clone(), listener));
+    TestApp { url, app, server }
+}
+
+/// The application in `spin.toml` on `db`.
+pub async fn serve_app(db: &TestDb, overrides: &[(&str, &str)]) -> TestApp {
+    serve(&app_manifest(), variables(Some(db), overrides)).await
+}
+
+/// An HTTP client for the tests.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}

@@ -1,0 +1,188 @@
+//! The cron path: the heartbeat component run once, through the library and
+//! through the `spin-local cron` subcommand, recorded in `job_runs`.
+
+use integration_tests::*;
+
+async fn runs(db: &TestDb) -> Vec<(String, String, String, serde_json::Value)> {
+    db.client()
+        .await
+        .query(
+            "SELECT job_name, trigger, outcome, detail FROM job_runs ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_cron_subcommand_runs_the_job_and_records_it() {
+    let db = TestDb::new().await;
+    let out = std::process::Command::new(host_binary())
+        .args(["cron", "heartbeat", "-f"])
+        .arg(app_manifest())
+        .arg("--variable")
+        .arg(format!("database_url={}", db.url))
+        .arg("--timestamp")
+        .arg("1790000000")
+        .env_remove("SPIN_VARIABLE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = runs(&db).await;
+    assert_eq!(runs.len(), 1);
+    let (job, trigger, outcome, detail) = &runs[0];
+    assert_eq!(
+        (job.as_str(), trigger.as_str(), outcome.as_str()),
+        ("heartbeat", "cron", "succeeded")
+    );
+    assert_eq!(detail["abandoned"], 0);
+    let scheduled: f64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT extract(epoch FROM scheduled_at)::float8 FROM job_runs",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(scheduled, 1790000000.0);
+}
+
+#[tokio::test]
+async fn heartbeat_marks_stale_runs_abandoned_and_prunes_old_ones() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO job_runs (job_name, trigger, started_at) VALUES ('stuck', 'cron', now() - interval '2 hours');
+             INSERT INTO job_runs (job_name, trigger, started_at, finished_at, outcome)
+               VALUES ('old', 'cron', now() - interval '100 days', now() - interval '100 days', 'succeeded');
+             INSERT INTO job_runs (job_name, trigger, started_at) VALUES ('recent', 'cron', now() - interval '5 minutes');",
+        )
+        .await
+        .unwrap();
+    let app = load(&app_manifest(), variables(Some(&db), &[]))
+        .await
+        .unwrap();
+    app.run_cron("heartbeat", 1).await.unwrap().unwrap();
+    let outcomes: Vec<(String, String)> = client
+        .query("SELECT job_name, outcome FROM job_runs ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expect = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        outcomes,
+        vec![
+            expect("stuck", "abandoned"),
+            expect("recent", "running"),
+            expect("heartbeat", "succeeded")
+        ]
+    );
+    let detail: serde_json::Value = client
+        .query_one(
+            "SELECT detail FROM job_runs WHERE job_name = 'heartbeat'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(detail, serde_json::json!({ "abandoned": 1, "deleted": 1 }));
+}
+
+#[tokio::test]
+async fn a_second_copy_of_a_running_job_is_skipped() {
+    let db = TestDb::new().await;
+    // Another replica holds the job's lock.
+    let holder = db.client().await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('job:' || $1, 0))",
+            &[&"heartbeat"],
+        )
+        .await
+        .unwrap();
+    let app = load(&app_manifest(), variables(Some(&db), &[]))
+        .await
+        .unwrap();
+    app.run_cron("heartbeat", 1).await.unwrap().unwrap();
+    holder.batch_execute("COMMIT").await.unwrap();
+    app.run_cron("heartbeat", 2).await.unwrap().unwrap();
+    let outcomes: Vec<String> = runs(&db).await.into_iter().map(|r| r.2).collect();
+    assert_eq!(outcomes, vec!["skipped", "succeeded"]);
+}
+
+#[tokio::test]
+async fn a_failing_job_is_recorded_and_the_subcommand_exits_non_zero() {
+    let db = TestDb::new().await;
+    let out = std::process::Command::new(host_binary())
+        .args(["cron", "heartbeat", "-f"])
+        .arg(app_manifest())
+        .arg("--variable")
+        .arg(format!("database_url={}", db.url))
+        .args(["--variable", "job_stale_after_minutes=soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cron component heartbeat failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("job_stale_after_minutes must be a whole number"),
+        "{stderr}"
+    );
+    let runs = runs(&db).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].2, "failed");
+    let error = runs[0].3["error"].as_str().unwrap();
+    assert!(
+        error.contains("job_stale_after_minutes must be a whole number"),
+        "{error}"
+    );
+    let status: (String, Option<String>) = {
+        let row = db
+            .client()
+            .await
+            .query_one("SELECT last_outcome, last_failure_detail->>'error' FROM job_status WHERE job_name = 'heartbeat'", &[])
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(status.0, "failed");
+    assert!(status.1.is_some());
+}
+
+#[tokio::test]
+async fn a_job_without_a_database_fails_loudly() {
+    let db = TestDb::new().await;
+    let app = load(
+        &app_manifest(),
+        variables(
+            Some(&db),
+            &[
+                (
+                    "database_url",
+                    "postgres://postgres@localhost:1/x?sslmode=disable",
+                ),
+                ("database_host", "localhost:1"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    let err = app.run_cron("heartbeat", 1).await.unwrap().unwrap_err();
+    assert!(err.contains("job heartbeat: connection failed"), "{err}");
+}
