@@ -155,3 +155,20 @@ fn set_spin_headers(req: &mut Request<Incoming>, m: &RouteMatch, client: SocketA
         }
     }
 }
+
+impl App {
+    /// Instantiates HTTP component `id` in a fresh store without calling it:
+    /// what every request pays before the handler runs (for benchmarks).
+    pub async fn instantiate_http(&self, id: &str) -> Result<()> {
+        let component = self
+            .http
+            .get(id)
+            .ok_or_else(|| anyhow!("no HTTP component `{id}`"))?;
+        let mut store = Store::new(
+            &self.engine,
+            InstanceState::new(component.config.clone(), self.pg.clone()),
+        );
+        component.pre.instantiate_async(&mut store).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! `bench`: drives the application on the local host and prints figures.
+//! Results and the machine they were measured on go to docs/BENCHMARKS.md.
+//!
+//! `cargo run --release -p bench -- healthz` (see `--help`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+
+use spin_local::{App, LoadOptions, VariableSources};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// GET /healthz: requests/s and p50/p99 at concurrency 1 and 32, and the
+    /// per-request instantiation cost.
+    Healthz {
+        /// Seconds of measurement per concurrency level (after 1 s of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The database the app uses (created and migrated if missing).
+        #[arg(
+            long,
+            default_value = "postgres://postgres@localhost:5432/tracking_bench?sslmode=disable"
+        )]
+        database_url: String,
+        /// Instantiations measured for the instantiation cost.
+        #[arg(long, default_value_t = 2000)]
+        instantiations: usize,
+    },
+}
+
+/// Latency figures of one run.
+struct Figures {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The machine, for the record.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    format!("{cores} cores ({cpu}), {mem_gib:.0} GiB")
+}
+
+/// `concurrency` keep-alive connections sending GET `path` back to back for `duration`.
+async fn drive(
+    addr: std::net::SocketAddr,
+    path: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<Figures> {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let path = path.to_string();
+        workers.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            while Instant::now() < deadline {
+                let req = http::Request::get(&path)
+                    .header("host", "127.0.0.1")
+                    .body(Empty::<Bytes>::new())?;
+                let t = Instant::now();
+                let res = sender.send_request(req).await?;
+                let ok = res.status() == 200;
+                res.into_body().collect().await?;
+                latencies.push(t.elapsed());
+                if !ok {
+                    errors += 1;
+                }
+            }
+            anyhow::Ok((latencies, errors))
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        let (l, e) = w.await??;
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    Ok(Figures {
+        requests: all.len(),
+        errors,
+        elapsed,
+        p50: percentile(&all, 0.50),
+        p99: percentile(&all, 0.99),
+    })
+}
+
+async fn healthz(seconds: u64, database_url: String, instantiations: usize) -> Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    println!("machine: {}", machine());
+    println!("preparing: migrating {database_url}");
+    spin_local::migrate::migrate(&database_url, &root.join("migrations"), true).await?;
+    let sources = VariableSources {
+        explicit: HashMap::from([("database_url".to_string(), database_url)]),
+        env: HashMap::new(),
+    };
+    let app: Arc<App> = App::load(
+        &root.join("spin.toml"),
+        LoadOptions {
+            variables: sources,
+            check_databases: true,
+        },
+    )
+    .await
+    .context("loading spin.toml (build the components first: scripts/build-components)")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(spin_local::server::serve(app.clone(), listener));
+
+    let mut rows = Vec::new();
+    for concurrency in [1usize, 32] {
+        println!("concurrency {concurrency}: warming up 1 s, then measuring {seconds} s ...");
+        drive(addr, "/healthz", concurrency, Duration::from_secs(1)).await?;
+        let f = drive(addr, "/healthz", concurrency, Duration::from_secs(seconds)).await?;
+        if f.errors > 0 {
+            bail!("{} of {} requests did not answer 200", f.errors, f.requests);
+        }
+        println!("  {} requests", f.requests);
+        rows.push((concurrency, f));
+    }
+
+    println!("instantiation: {instantiations} fresh instances of `healthz` ...");
+    let mut times = Vec::with_capacity(instantiations);
+    for _ in 0..instantiations {
+        let t = Instant::now();
+        app.instantiate_http("healthz").await?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
+
+    println!();
+    println!("GET /healthz on the local host (one SELECT 1 through spin:postgres per request)");
+    println!(
+        "{:>12} {:>12} {:>10} {:>10}",
+        "concurrency", "requests/s", "p50 ms", "p99 ms"
+    );
+    for (c, f) in &rows {
+        println!(
+            "{:>12} {:>12.0} {:>10.3} {:>10.3}",
+            c,
+            f.requests as f64 / f.elapsed.as_secs_f64(),
+            ms(f.p50),
+            ms(f.p99)
+        );
+    }
+    println!(
+        "instantiation per request: mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
+        mean.as_secs_f64() * 1e6,
+        percentile(&times, 0.5).as_secs_f64() * 1e6,
+        percentile(&times, 0.99).as_secs_f64() * 1e6
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Healthz {
+            seconds,
+            database_url,
+            instantiations,
+        } => healthz(seconds, database_url, instantiations).await,
+    }
+}
