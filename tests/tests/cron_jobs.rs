@@ -97,7 +97,10 @@ async fn heartbeat_marks_stale_runs_abandoned_and_prunes_old_ones() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(detail, serde_json::json!({ "abandoned": 1, "deleted": 1 }));
+    assert_eq!(
+        detail,
+        serde_json::json!({ "abandoned": 1, "deleted": 1, "partitions_created": 0 })
+    );
 }
 
 #[tokio::test]

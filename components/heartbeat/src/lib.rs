@@ -1,11 +1,12 @@
-//! The heartbeat cron job: proves the scheduler runs and keeps `job_runs` tidy.
-//! Each run marks runs left `running` longer than `job_stale_after_minutes`
+//! The heartbeat cron job: proves the scheduler runs and keeps house. Each run
+//! creates the monthly `session_events` partitions for this month and the next
+//! two (so ingest never falls into the default partition), marks runs left `running` longer than `job_stale_after_minutes`
 //! as `abandoned` (their component died mid-run) and deletes runs older than
 //! `job_runs_retention_days`.
 
 use anyhow::Context;
 use serde_json::json;
-use spin_sdk::pg4::Connection;
+use spin_sdk::pg4::{Connection, Decode};
 
 use platform::jobs::{self, Trigger};
 
@@ -41,7 +42,22 @@ fn tidy_job_runs(conn: &Connection) -> anyhow::Result<serde_json::Value> {
             &[retention_days.into()],
         )
         .context("deleting old runs")?;
-    Ok(json!({ "abandoned": abandoned, "deleted": deleted }))
+    let partitions = conn
+        .query(
+            "SELECT ensure_session_events_partitions(now()::date, 3)",
+            &[],
+        )
+        .context("creating event partitions")?;
+    let partitions_created = partitions
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .map(i32::decode)
+        .transpose()?
+        .unwrap_or(0);
+    Ok(
+        json!({ "abandoned": abandoned, "deleted": deleted, "partitions_created": partitions_created }),
+    )
 }
 
 fn int_variable(name: &str) -> anyhow::Result<i32> {

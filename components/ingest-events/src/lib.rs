@@ -1,0 +1,437 @@
+//! `POST /v1/events` (and its CORS preflight): the widget's events into
+//! Postgres. Validation, attribution and sessionization are in `crates/ingest`;
+//! this component reads the request, asks the database about the client, and
+//! writes the whole batch in one statement (events, their sessions and the
+//! rejected events), so a failure writes nothing.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+
+use ingest::client_ip::{self, IpStorage};
+use ingest::device::parse_user_agent;
+use ingest::sessions::{self, LastSession, Timed};
+use ingest::site::{self, Site};
+use ingest::{parse_batch, validate_event, EventRow, Rejection, RequestError};
+use platform::{db, respond};
+
+mod sql;
+
+/// The configuration this component reads from Spin variables.
+struct Config {
+    session_timeout: Duration,
+    trusted_proxies: Vec<ingest::client_ip::IpNet>,
+    ip_storage: IpStorage,
+    rejected_cap_per_hour: i64,
+}
+
+fn variable(name: &str) -> Result<String, String> {
+    spin_sdk::variables::get(name).map_err(|e| format!("variable {name}: {e}"))
+}
+
+impl Config {
+    fn load() -> Result<Config, String> {
+        let minutes: i64 = variable("session_timeout_minutes")?
+            .parse()
+            .map_err(|_| "variable session_timeout_minutes must be a whole number".to_string())?;
+        let cap: i64 = variable("rejected_events_cap_per_hour")?
+            .parse()
+            .map_err(|_| {
+                "variable rejected_events_cap_per_hour must be a whole number".to_string()
+            })?;
+        Ok(Config {
+            session_timeout: Duration::minutes(minutes),
+            trusted_proxies: client_ip::parse_trusted(&variable("trusted_proxies")?)?,
+            ip_storage: variable("ip_storage")?.parse()?,
+            rejected_cap_per_hour: cap,
+        })
+    }
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.header(name).and_then(|h| h.as_str())
+}
+
+fn request_error(e: RequestError, cors: Option<&str>) -> Response {
+    let body = respond::error_body(e.code, &e.message, e.field.as_deref());
+    with_cors(respond::json(e.status, &body), cors)
+}
+
+/// Adds the CORS answer for an allowed origin.
+fn with_cors(mut response: Response, origin: Option<&str>) -> Response {
+    if let Some(origin) = origin {
+        response.set_header("access-control-allow-origin", origin);
+        response.set_header("vary", "Origin");
+    }
+    response
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    respond::error(
+        503,
+        "database_unavailable",
+        &format!("events were not stored: {e}"),
+    )
+}
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    match req.method() {
+        Method::Options => preflight(&req),
+        Method::Post => ingest(&req),
+        _ => respond::method_not_allowed(&["POST", "OPTIONS"]),
+    }
+}
+
+/// A client's row, as ingest needs it.
+struct Client {
+    enabled: bool,
+    site: Site,
+}
+
+fn load_client(conn: &Connection, client_id: &str) -> Result<Option<Client>, db::DbError> {
+    let rows = conn.query(
+        "SELECT enabled, root_domain, allow_localhost FROM clients WHERE id = $1::text::uuid",
+        &[ParameterValue::Str(client_id.to_string())],
+    )?;
+    let Some(row) = rows.rows.first() else {
+        return Ok(None);
+    };
+    let decode = |e: spin_sdk::pg4::Error| db::DbError(e.to_string());
+    Ok(Some(Client {
+        enabled: bool::decode(&row[0]).map_err(decode)?,
+        site: Site {
+            root_domain: Option::<String>::decode(&row[1]).map_err(decode)?,
+            allow_localhost: bool::decode(&row[2]).map_err(decode)?,
+        },
+    }))
+}
+
+/// `OPTIONS /v1/events`: allowed when the origin belongs to an enabled client
+/// (the one named by `?client_id=` if given).
+fn preflight(req: &Request) -> Response {
+    let Some(origin) = header(req, "origin").map(str::to_string) else {
+        return respond::error(
+            400,
+            "missing_origin",
+            "a CORS preflight needs an Origin header",
+        );
+    };
+    let Some(host) = site::origin_host(&origin) else {
+        return respond::error(
+            403,
+            "origin_not_allowed",
+            &format!("origin {origin:?} is not allowed"),
+        );
+    };
+    let conn = match db::connect() {
+        Ok(c) => c,
+        Err(e) => return unavailable(e),
+    };
+    let client_id = req
+        .query()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("client_id="))
+        .map(str::to_string);
+    let allowed = match client_id {
+        Some(id) => match load_client(&conn, &id) {
+            Ok(Some(c)) => c.enabled && c.site.allows_origin(&origin),
+            Ok(None) => false,
+            Err(e) => return unavailable(e),
+        },
+        None => {
+            let roots: Vec<String> = site::candidate_roots(&host);
+            let local = Site {
+                root_domain: None,
+                allow_localhost: true,
+            }
+            .allows_host(&host);
+            match conn.query(sql::ANY_CLIENT_FOR_ORIGIN, &[roots.into(), local.into()]) {
+                Ok(rows) => !rows.rows.is_empty(),
+                Err(e) => return unavailable(db::describe(&e)),
+            }
+        }
+    };
+    if !allowed {
+        return respond::error(
+            403,
+            "origin_not_allowed",
+            &format!("origin {origin:?} is not allowed to send events"),
+        );
+    }
+    let mut response = Response::builder()
+        .status(204)
+        .header("access-control-allow-methods", "POST, OPTIONS")
+        .header("access-control-allow-headers", "content-type")
+        .header("access-control-max-age", "600")
+        .build();
+    response.set_header("access-control-allow-origin", origin);
+    response.set_header("vary", "Origin");
+    response
+}
+
+fn ingest(req: &Request) -> Response {
+    let origin = header(req, "origin").map(str::to_string);
+    let content_type = header(req, "content-type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    // text/plain is what navigator.sendBeacon sends, and needs no preflight.
+    if !(content_type.starts_with("application/json") || content_type.starts_with("text/plain")) {
+        return request_error(
+            RequestError {
+                status: 415,
+                code: "unsupported_content_type",
+                message: format!("content-type must be application/json (or text/plain for sendBeacon), got {content_type:?}"),
+                field: None,
+            },
+            None,
+        );
+    }
+    let batch = match parse_batch(req.body()) {
+        Ok(b) => b,
+        Err(e) => return request_error(e, None),
+    };
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => return respond::error(500, "misconfigured", &e),
+    };
+    let conn = match db::connect() {
+        Ok(c) => c,
+        Err(e) => return unavailable(e),
+    };
+    let client = match load_client(&conn, &batch.client_id) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return request_error(
+                RequestError {
+                    status: 404,
+                    code: "unknown_client",
+                    message: format!("no client {}", batch.client_id),
+                    field: Some("client_id".into()),
+                },
+                None,
+            )
+        }
+        Err(e) => return unavailable(e),
+    };
+    if !client.enabled {
+        return request_error(
+            RequestError {
+                status: 403,
+                code: "client_disabled",
+                message: format!("client {} is disabled", batch.client_id),
+                field: Some("client_id".into()),
+            },
+            None,
+        );
+    }
+    if let Some(o) = &origin {
+        if !client.site.allows_origin(o) {
+            return request_error(
+                RequestError {
+                    status: 403,
+                    code: "origin_not_allowed",
+                    message: format!(
+                        "origin {o:?} is not the client's domain or a subdomain of it"
+                    ),
+                    field: None,
+                },
+                None,
+            );
+        }
+    }
+    let cors = origin.as_deref();
+
+    let now = Utc::now();
+    let mut accepted: Vec<EventRow> = Vec::new();
+    let mut rejected: Vec<Rejection> = Vec::new();
+    for (i, raw) in batch.events.iter().enumerate() {
+        match validate_event(i, raw, now, &client.site) {
+            Ok(e) => accepted.push(e),
+            Err(r) => rejected.push(r),
+        }
+    }
+    accepted.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+
+    let ip = client_ip::client_ip(
+        header(req, "spin-client-addr"),
+        header(req, "x-forwarded-for"),
+        &config.trusted_proxies,
+    )
+    .and_then(|ip| client_ip::stored(ip, config.ip_storage));
+    let device = parse_user_agent(
+        batch
+            .user_agent
+            .as_deref()
+            .or(header(req, "user-agent"))
+            .unwrap_or_default(),
+    );
+
+    let written = if batch.session_id.is_some() || accepted.is_empty() {
+        let ids = vec![batch.session_id.clone().unwrap_or_default(); accepted.len()];
+        write(
+            &conn,
+            &batch,
+            &accepted,
+            &ids,
+            &rejected,
+            &device,
+            ip.as_deref(),
+            &config,
+        )
+    } else {
+        sessionize_and_write(
+            &conn,
+            &batch,
+            &accepted,
+            &rejected,
+            &device,
+            ip.as_deref(),
+            &config,
+        )
+    };
+    let session_id = match written {
+        Ok(id) => id,
+        Err(e) => return unavailable(e),
+    };
+
+    let status = match (accepted.is_empty(), rejected.is_empty()) {
+        (_, true) => 200,
+        (false, false) => 207,
+        (true, false) => 422,
+    };
+    let rejected_json: Vec<Value> = rejected
+        .iter()
+        .map(|r| json!({ "index": r.index, "event_id": r.event_id, "field": r.field, "reason": r.reason }))
+        .collect();
+    with_cors(
+        respond::json(
+            status,
+            &json!({ "accepted": accepted.len(), "rejected": rejected_json, "session_id": session_id }),
+        ),
+        cors,
+    )
+}
+
+/// Assigns sessions under a per-visitor advisory lock, so concurrent batches
+/// of one visitor agree on the session, then writes.
+fn sessionize_and_write(
+    conn: &Connection,
+    batch: &ingest::Batch,
+    accepted: &[EventRow],
+    rejected: &[Rejection],
+    device: &ingest::device::Device,
+    ip: Option<&str>,
+    config: &Config,
+) -> Result<Option<String>, db::DbError> {
+    conn.execute("BEGIN", &[])?;
+    let result = (|| {
+        let key = ParameterValue::Str(format!("{}/{}", batch.client_id, batch.person_id));
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[key],
+        )?;
+        let rows = conn.query(
+            sql::LAST_SESSION,
+            &[
+                ParameterValue::Str(batch.client_id.clone()),
+                ParameterValue::Str(batch.person_id.clone()),
+            ],
+        )?;
+        let last = match rows.rows.first() {
+            Some(r) => {
+                let decode = |e: spin_sdk::pg4::Error| db::DbError(e.to_string());
+                let micros = i64::decode(&r[1]).map_err(decode)?;
+                Some(LastSession {
+                    id: String::decode(&r[0]).map_err(decode)?,
+                    last_seen: DateTime::from_timestamp_micros(micros).unwrap_or_default(),
+                    utm_campaign: Option::<String>::decode(&r[2]).map_err(decode)?,
+                })
+            }
+            None => None,
+        };
+        let timed: Vec<Timed> = accepted
+            .iter()
+            .map(|e| Timed {
+                at: e.occurred_at,
+                utm_campaign: e.attribution.utm_campaign.as_deref(),
+            })
+            .collect();
+        let ids = sessions::assign(&timed, last, config.session_timeout, || {
+            uuid::Uuid::new_v4().to_string()
+        });
+        write(conn, batch, accepted, &ids, rejected, device, ip, config)
+    })();
+    match result {
+        Ok(id) => {
+            conn.execute("COMMIT", &[])?;
+            Ok(id)
+        }
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK", &[]);
+            Err(e)
+        }
+    }
+}
+
+/// One statement: the accepted events, their sessions, the rejected events.
+/// Returns the session of the latest event.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    conn: &Connection,
+    batch: &ingest::Batch,
+    accepted: &[EventRow],
+    session_ids: &[String],
+    rejected: &[Rejection],
+    device: &ingest::device::Device,
+    ip: Option<&str>,
+    config: &Config,
+) -> Result<Option<String>, db::DbError> {
+    let events: Vec<Value> = accepted
+        .iter()
+        .zip(session_ids)
+        .map(|(e, sid)| {
+            let a = &e.attribution;
+            json!({
+                "event_id": e.event_id, "session_id": sid, "event_name": e.name,
+                "occurred_at": e.occurred_at.to_rfc3339(), "widget_displayed_at": e.widget_displayed_at,
+                "duration_s": e.duration_s, "page_url": e.page_url, "domain": e.domain,
+                "referrer": e.referrer, "referrer_domain": e.referrer_domain,
+                "utm_source": a.utm_source, "utm_medium": a.utm_medium, "utm_campaign": a.utm_campaign,
+                "utm_term": a.utm_term, "utm_content": a.utm_content,
+                "gclid": a.gclid, "fbclid": a.fbclid, "fbc": a.fbc, "properties": e.properties,
+            })
+        })
+        .collect();
+    let rejections: Vec<Value> = rejected
+        .iter()
+        .map(|r| json!({ "event_index": r.index, "event_id": r.event_id, "field": r.field, "reason": r.reason, "payload": r.raw }))
+        .collect();
+    let opt = |s: Option<&str>| {
+        s.map(|s| ParameterValue::Str(s.to_string()))
+            .unwrap_or(ParameterValue::DbNull)
+    };
+    let jsonb = |v: &Value| ParameterValue::Jsonb(serde_json::to_vec(v).unwrap_or_default());
+    conn.query(
+        sql::WRITE_BATCH,
+        &[
+            jsonb(&Value::Array(events)),
+            ParameterValue::Str(batch.client_id.clone()),
+            ParameterValue::Str(batch.person_id.clone()),
+            ParameterValue::Str(device.device_type.to_string()),
+            opt(device.browser.as_deref()),
+            opt(device.browser_version.as_deref()),
+            opt(device.os.as_deref()),
+            opt(device.os_version.as_deref()),
+            ParameterValue::Boolean(device.is_bot),
+            opt(ip),
+            opt(batch.locale.as_deref()),
+            opt(batch.screen.as_deref()),
+            jsonb(&Value::Array(rejections)),
+            ParameterValue::Int64(config.rejected_cap_per_hour),
+        ],
+    )?;
+    Ok(session_ids.last().cloned())
+}
