@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
 use spin_local::{App, LoadOptions, VariableSources};
+
+mod ingest;
 
 #[derive(Parser)]
 struct Cli {
@@ -40,18 +42,33 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         instantiations: usize,
     },
+    /// POST /v1/events with batches of 1, 10 and 100 events at concurrency 32,
+    /// against the native ceiling: the same rows inserted straight into
+    /// Postgres (multi-row INSERT and COPY) at the same concurrency.
+    Ingest {
+        /// Seconds of measurement per run (after 1 s of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(
+            long,
+            default_value = "postgres://postgres@localhost:5432/tracking_bench?sslmode=disable"
+        )]
+        database_url: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
 }
 
 /// Latency figures of one run.
-struct Figures {
-    requests: usize,
-    errors: usize,
-    elapsed: Duration,
-    p50: Duration,
-    p99: Duration,
+pub(crate) struct Figures {
+    pub requests: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -59,12 +76,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx]
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 /// The machine, for the record.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -90,6 +107,9 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {mem_gib:.0} GiB")
 }
 
+/// Makes the body of each request (None: a GET).
+pub(crate) type BodyMaker = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// `concurrency` keep-alive connections sending GET `path` back to back for `duration`.
 async fn drive(
     addr: std::net::SocketAddr,
@@ -97,11 +117,23 @@ async fn drive(
     concurrency: usize,
     duration: Duration,
 ) -> Result<Figures> {
+    drive_with(addr, path, concurrency, duration, Arc::new(|| None)).await
+}
+
+/// Like [`drive`], with a request body (POSTed as JSON) made per request.
+pub(crate) async fn drive_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    concurrency: usize,
+    duration: Duration,
+    make_body: BodyMaker,
+) -> Result<Figures> {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let path = path.to_string();
+        let make_body = make_body.clone();
         workers.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
@@ -111,9 +143,15 @@ async fn drive(
             let mut latencies = Vec::new();
             let mut errors = 0usize;
             while Instant::now() < deadline {
-                let req = http::Request::get(&path)
-                    .header("host", "127.0.0.1")
-                    .body(Empty::<Bytes>::new())?;
+                let req = match make_body() {
+                    None => http::Request::get(&path)
+                        .header("host", "127.0.0.1")
+                        .body(Full::new(Bytes::new()))?,
+                    Some(body) => http::Request::post(&path)
+                        .header("host", "127.0.0.1")
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body)))?,
+                };
                 let t = Instant::now();
                 let res = sender.send_request(req).await?;
                 let ok = res.status() == 200;
@@ -220,5 +258,10 @@ async fn main() -> Result<()> {
             database_url,
             instantiations,
         } => healthz(seconds, database_url, instantiations).await,
+        Command::Ingest {
+            seconds,
+            database_url,
+            concurrency,
+        } => ingest::run(seconds, database_url, concurrency).await,
     }
 }

@@ -688,3 +688,81 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_used() {
         .get(0);
     assert_eq!(ip, "198.51.100.23");
 }
+
+#[tokio::test]
+async fn each_user_agent_is_parsed_once_and_reparsed_when_the_parser_changes() {
+    let db = TestDb::new().await;
+    let app = serve_app(&db, &[]).await;
+    let c = client(&db, "shop.com", "client", true, false).await;
+    let p = "https://shop.com/";
+    post(
+        &app,
+        &batch(c, "a", vec![event("widget_open", Utc::now(), p)]),
+    )
+    .await;
+    post(
+        &app,
+        &batch(c, "b", vec![event("widget_open", Utc::now(), p)]),
+    )
+    .await;
+    let cached: Vec<(String, String, String)> = db
+        .client()
+        .await
+        .query(
+            "SELECT user_agent, device_type, parser FROM user_agents",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(cached.len(), 1);
+    assert_eq!(
+        (cached[0].0.as_str(), cached[0].1.as_str()),
+        (UA_DESKTOP, "desktop")
+    );
+    let parser = cached[0].2.clone();
+
+    // A cached answer is used as is (here a deliberately wrong one)...
+    let odd = "OddAgent/1.0";
+    let current = db.client().await;
+    current
+        .execute(
+            "INSERT INTO user_agents (user_agent, device_type, is_bot, parser) VALUES ($1, 'tablet', false, $2), ('StaleAgent/1.0', 'tablet', false, 'some-older-parser')",
+            &[&odd, &parser],
+        )
+        .await
+        .unwrap();
+    for (person, ua) in [("c", odd), ("d", "StaleAgent/1.0")] {
+        let mut body = batch(c, person, vec![event("widget_open", Utc::now(), p)]);
+        body["context"]["user_agent"] = json!(ua);
+        assert_eq!(post(&app, &body).await.0, 200);
+    }
+    let devices: Vec<(String, String)> = current
+        .query("SELECT person_id, device_type FROM widget_sessions WHERE person_id IN ('c', 'd') ORDER BY person_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        devices,
+        vec![
+            ("c".to_string(), "tablet".to_string()),
+            ("d".to_string(), "other".to_string())
+        ]
+    );
+    // ...and a row of an older parser is parsed again and replaced.
+    let stale: (String, String) = {
+        let r = current
+            .query_one(
+                "SELECT device_type, parser FROM user_agents WHERE user_agent = 'StaleAgent/1.0'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(stale, ("other".to_string(), parser));
+}

@@ -11,7 +11,7 @@ use spin_sdk::http_component;
 use spin_sdk::pg4::{Connection, Decode, ParameterValue};
 
 use ingest::client_ip::{self, IpStorage};
-use ingest::device::parse_user_agent;
+use ingest::device::{parse_user_agent, Device, PARSER};
 use ingest::sessions::{self, LastSession, Timed};
 use ingest::site::{self, Site};
 use ingest::{parse_batch, validate_event, EventRow, Rejection, RequestError};
@@ -85,27 +85,50 @@ fn handle(req: Request) -> Response {
     }
 }
 
-/// A client's row, as ingest needs it.
+/// A client's row, as ingest needs it, and the cached parse of the request's
+/// user agent if there is one.
 struct Client {
     enabled: bool,
     site: Site,
+    cached_device: Option<Device>,
 }
 
-fn load_client(conn: &Connection, client_id: &str) -> Result<Option<Client>, db::DbError> {
+fn load_client(
+    conn: &Connection,
+    client_id: &str,
+    user_agent: &str,
+) -> Result<Option<Client>, db::DbError> {
     let rows = conn.query(
-        "SELECT enabled, root_domain, allow_localhost FROM clients WHERE id = $1::text::uuid",
-        &[ParameterValue::Str(client_id.to_string())],
+        sql::CLIENT_AND_USER_AGENT,
+        &[
+            ParameterValue::Str(client_id.to_string()),
+            ParameterValue::Str(user_agent.to_string()),
+            ParameterValue::Str(PARSER.to_string()),
+        ],
     )?;
     let Some(row) = rows.rows.first() else {
         return Ok(None);
     };
     let decode = |e: spin_sdk::pg4::Error| db::DbError(e.to_string());
+    let text = |i: usize| Option::<String>::decode(&row[i]).map_err(decode);
+    let cached_device = match text(3)? {
+        Some(device_type) => Some(Device {
+            device_type,
+            browser: text(4)?,
+            browser_version: text(5)?,
+            os: text(6)?,
+            os_version: text(7)?,
+            is_bot: bool::decode(&row[8]).map_err(decode)?,
+        }),
+        None => None,
+    };
     Ok(Some(Client {
         enabled: bool::decode(&row[0]).map_err(decode)?,
         site: Site {
-            root_domain: Option::<String>::decode(&row[1]).map_err(decode)?,
+            root_domain: text(1)?,
             allow_localhost: bool::decode(&row[2]).map_err(decode)?,
         },
+        cached_device,
     }))
 }
 
@@ -136,7 +159,7 @@ fn preflight(req: &Request) -> Response {
         .find_map(|kv| kv.strip_prefix("client_id="))
         .map(str::to_string);
     let allowed = match client_id {
-        Some(id) => match load_client(&conn, &id) {
+        Some(id) => match load_client(&conn, &id, "") {
             Ok(Some(c)) => c.enabled && c.site.allows_origin(&origin),
             Ok(None) => false,
             Err(e) => return unavailable(e),
@@ -150,7 +173,7 @@ fn preflight(req: &Request) -> Response {
             .allows_host(&host);
             match conn.query(sql::ANY_CLIENT_FOR_ORIGIN, &[roots.into(), local.into()]) {
                 Ok(rows) => !rows.rows.is_empty(),
-                Err(e) => return unavailable(db::describe(&e)),
+                Err(e) => return unavailable(db::DbError::from(e)),
             }
         }
     };
@@ -201,7 +224,15 @@ fn ingest(req: &Request) -> Response {
         Ok(c) => c,
         Err(e) => return unavailable(e),
     };
-    let client = match load_client(&conn, &batch.client_id) {
+    let user_agent: String = batch
+        .user_agent
+        .as_deref()
+        .or(header(req, "user-agent"))
+        .unwrap_or_default()
+        .chars()
+        .take(1000)
+        .collect();
+    let client = match load_client(&conn, &batch.client_id, &user_agent) {
         Ok(Some(c)) => c,
         Ok(None) => {
             return request_error(
@@ -261,13 +292,12 @@ fn ingest(req: &Request) -> Response {
         &config.trusted_proxies,
     )
     .and_then(|ip| client_ip::stored(ip, config.ip_storage));
-    let device = parse_user_agent(
-        batch
-            .user_agent
-            .as_deref()
-            .or(header(req, "user-agent"))
-            .unwrap_or_default(),
-    );
+    // Parsing compiles the parser's rules in every fresh instance: only for
+    // user agents not parsed before (then cached by the write below).
+    let (device, new_user_agent) = match client.cached_device {
+        Some(d) => (d, None),
+        None => (parse_user_agent(&user_agent), Some(user_agent.as_str())),
+    };
 
     let written = if batch.session_id.is_some() || accepted.is_empty() {
         let ids = vec![batch.session_id.clone().unwrap_or_default(); accepted.len()];
@@ -278,6 +308,7 @@ fn ingest(req: &Request) -> Response {
             &ids,
             &rejected,
             &device,
+            new_user_agent,
             ip.as_deref(),
             &config,
         )
@@ -288,6 +319,7 @@ fn ingest(req: &Request) -> Response {
             &accepted,
             &rejected,
             &device,
+            new_user_agent,
             ip.as_deref(),
             &config,
         )
@@ -317,24 +349,21 @@ fn ingest(req: &Request) -> Response {
 
 /// Assigns sessions under a per-visitor advisory lock, so concurrent batches
 /// of one visitor agree on the session, then writes.
+#[allow(clippy::too_many_arguments)]
 fn sessionize_and_write(
     conn: &Connection,
     batch: &ingest::Batch,
     accepted: &[EventRow],
     rejected: &[Rejection],
-    device: &ingest::device::Device,
+    device: &Device,
+    new_user_agent: Option<&str>,
     ip: Option<&str>,
     config: &Config,
 ) -> Result<Option<String>, db::DbError> {
     conn.execute("BEGIN", &[])?;
     let result = (|| {
-        let key = ParameterValue::Str(format!("{}/{}", batch.client_id, batch.person_id));
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[key],
-        )?;
         let rows = conn.query(
-            sql::LAST_SESSION,
+            sql::LOCK_AND_LAST_SESSION,
             &[
                 ParameterValue::Str(batch.client_id.clone()),
                 ParameterValue::Str(batch.person_id.clone()),
@@ -362,7 +391,17 @@ fn sessionize_and_write(
         let ids = sessions::assign(&timed, last, config.session_timeout, || {
             uuid::Uuid::new_v4().to_string()
         });
-        write(conn, batch, accepted, &ids, rejected, device, ip, config)
+        write(
+            conn,
+            batch,
+            accepted,
+            &ids,
+            rejected,
+            device,
+            new_user_agent,
+            ip,
+            config,
+        )
     })();
     match result {
         Ok(id) => {
@@ -385,7 +424,8 @@ fn write(
     accepted: &[EventRow],
     session_ids: &[String],
     rejected: &[Rejection],
-    device: &ingest::device::Device,
+    device: &Device,
+    new_user_agent: Option<&str>,
     ip: Option<&str>,
     config: &Config,
 ) -> Result<Option<String>, db::DbError> {
@@ -420,7 +460,7 @@ fn write(
             jsonb(&Value::Array(events)),
             ParameterValue::Str(batch.client_id.clone()),
             ParameterValue::Str(batch.person_id.clone()),
-            ParameterValue::Str(device.device_type.to_string()),
+            ParameterValue::Str(device.device_type.clone()),
             opt(device.browser.as_deref()),
             opt(device.browser_version.as_deref()),
             opt(device.os.as_deref()),
@@ -431,6 +471,8 @@ fn write(
             opt(batch.screen.as_deref()),
             jsonb(&Value::Array(rejections)),
             ParameterValue::Int64(config.rejected_cap_per_hour),
+            opt(new_user_agent),
+            ParameterValue::Str(PARSER.to_string()),
         ],
     )?;
     Ok(session_ids.last().cloned())

@@ -4,10 +4,14 @@
 
 use serde::Serialize;
 
+/// Names the parser (and rules) whose results are cached in `user_agents`;
+/// change it when the parsing changes, and cached rows are parsed again.
+pub const PARSER: &str = "woothee-0.13/1";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Device {
     /// `desktop`, `mobile`, `tablet`, `bot` or `other`.
-    pub device_type: &'static str,
+    pub device_type: String,
     pub browser: Option<String>,
     pub browser_version: Option<String>,
     pub os: Option<String>,
@@ -50,7 +54,7 @@ pub fn parse_user_agent(ua: &str) -> Device {
         }
     };
     Device {
-        device_type,
+        device_type: device_type.to_string(),
         browser: parsed.as_ref().and_then(|r| known(r.name)),
         browser_version: parsed.as_ref().and_then(|r| known(r.version)),
         os: parsed.as_ref().and_then(|r| known(r.os)),
@@ -86,7 +90,7 @@ mod tests {
         let b = parse_user_agent(
             "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
         );
-        assert_eq!((b.device_type, b.is_bot), ("bot", true));
+        assert_eq!((b.device_type.as_str(), b.is_bot), ("bot", true));
         let h = parse_user_agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36");
         assert!(h.is_bot);
         assert_eq!(parse_user_agent("").device_type, "other");

@@ -17,6 +17,14 @@ impl std::fmt::Display for DbError {
 
 impl std::error::Error for DbError {}
 
+impl DbError {
+    /// Whether the database could not be reached (as opposed to a statement
+    /// that failed): the first is a 503, the second a 500.
+    pub fn is_unavailable(&self) -> bool {
+        self.0.starts_with("connection failed") || self.0.starts_with("variable database_url")
+    }
+}
+
 impl From<PgError> for DbError {
     fn from(e: PgError) -> Self {
         DbError(describe(&e))
