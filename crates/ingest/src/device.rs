@@ -72,7 +72,7 @@ mod tests {
         let d = parse_user_agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
         assert_eq!(
             (
-                d.device_type,
+                d.device_type.as_str(),
                 d.browser.as_deref(),
                 d.os.as_deref(),
                 d.is_bot
@@ -82,7 +82,11 @@ mod tests {
         assert_eq!(d.browser_version.as_deref(), Some("120.0.0.0"));
         let m = parse_user_agent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1");
         assert_eq!(
-            (m.device_type, m.browser.as_deref(), m.os.as_deref()),
+            (
+                m.device_type.as_str(),
+                m.browser.as_deref(),
+                m.os.as_deref()
+            ),
             ("mobile", Some("Safari"), Some("iPhone"))
         );
         let t = parse_user_agent("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1");
