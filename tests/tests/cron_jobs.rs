@@ -189,3 +189,41 @@ async fn a_job_without_a_database_fails_loudly() {
     let err = app.run_cron("heartbeat", 1).await.unwrap().unwrap_err();
     assert!(err.contains("job heartbeat: connection failed"), "{err}");
 }
+
+#[tokio::test]
+async fn heartbeat_creates_the_coming_months_event_partitions() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    // As if the migration had run long ago: next month's partition is missing.
+    let next: String = client
+        .query_one(
+            "SELECT format('session_events_%s', to_char(now() + interval '1 month', 'YYYY_MM'))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(&format!("DROP TABLE {next}"))
+        .await
+        .unwrap();
+    let app = load(&app_manifest(), variables(Some(&db), &[]))
+        .await
+        .unwrap();
+    app.run_cron("heartbeat", 1).await.unwrap().unwrap();
+    let detail: serde_json::Value = client
+        .query_one(
+            "SELECT detail FROM job_runs WHERE job_name = 'heartbeat'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(detail["partitions_created"], 1);
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&next])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(exists);
+}

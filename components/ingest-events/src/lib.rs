@@ -54,9 +54,18 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.header(name).and_then(|h| h.as_str())
 }
 
-fn request_error(e: RequestError, cors: Option<&str>) -> Response {
+fn request_error(e: RequestError) -> Response {
     let body = respond::error_body(e.code, &e.message, e.field.as_deref());
-    with_cors(respond::json(e.status, &body), cors)
+    respond::json(e.status, &body)
+}
+
+fn client_error(status: u16, code: &'static str, message: String, field: Option<&str>) -> Response {
+    request_error(RequestError {
+        status,
+        code,
+        message,
+        field: field.map(str::to_string),
+    })
 }
 
 /// Adds the CORS answer for an allowed origin.
@@ -202,19 +211,16 @@ fn ingest(req: &Request) -> Response {
         .to_ascii_lowercase();
     // text/plain is what navigator.sendBeacon sends, and needs no preflight.
     if !(content_type.starts_with("application/json") || content_type.starts_with("text/plain")) {
-        return request_error(
-            RequestError {
-                status: 415,
-                code: "unsupported_content_type",
-                message: format!("content-type must be application/json (or text/plain for sendBeacon), got {content_type:?}"),
-                field: None,
-            },
+        return client_error(
+            415,
+            "unsupported_content_type",
+            format!("content-type must be application/json (or text/plain for sendBeacon), got {content_type:?}"),
             None,
         );
     }
     let batch = match parse_batch(req.body()) {
         Ok(b) => b,
-        Err(e) => return request_error(e, None),
+        Err(e) => return request_error(e),
     };
     let config = match Config::load() {
         Ok(c) => c,
@@ -235,40 +241,29 @@ fn ingest(req: &Request) -> Response {
     let client = match load_client(&conn, &batch.client_id, &user_agent) {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return request_error(
-                RequestError {
-                    status: 404,
-                    code: "unknown_client",
-                    message: format!("no client {}", batch.client_id),
-                    field: Some("client_id".into()),
-                },
-                None,
+            return client_error(
+                404,
+                "unknown_client",
+                format!("no client {}", batch.client_id),
+                Some("client_id"),
             )
         }
         Err(e) => return unavailable(e),
     };
     if !client.enabled {
-        return request_error(
-            RequestError {
-                status: 403,
-                code: "client_disabled",
-                message: format!("client {} is disabled", batch.client_id),
-                field: Some("client_id".into()),
-            },
-            None,
+        return client_error(
+            403,
+            "client_disabled",
+            format!("client {} is disabled", batch.client_id),
+            Some("client_id"),
         );
     }
     if let Some(o) = &origin {
         if !client.site.allows_origin(o) {
-            return request_error(
-                RequestError {
-                    status: 403,
-                    code: "origin_not_allowed",
-                    message: format!(
-                        "origin {o:?} is not the client's domain or a subdomain of it"
-                    ),
-                    field: None,
-                },
+            return client_error(
+                403,
+                "origin_not_allowed",
+                format!("origin {o:?} is not the client's domain or a subdomain of it"),
                 None,
             );
         }
