@@ -3,6 +3,7 @@
 //!
 //! Kept free of business logic: domain crates sit beside this one.
 
+pub mod auth;
 pub mod db;
 pub mod jobs;
 pub mod respond;
