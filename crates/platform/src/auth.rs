@@ -215,3 +215,16 @@ mod tests {
         assert!(!c.is_admin());
     }
 }
+
+/// For an admin endpoint: the caller, or the 401/403 response to send. The
+/// secret is the Spin variable `admin_jwt_secret` (empty: every token refused).
+pub fn admin_or_refusal(req: &spin_sdk::http::Request) -> Result<Caller, spin_sdk::http::Response> {
+    let secret = spin_sdk::variables::get("admin_jwt_secret").unwrap_or_default();
+    let header = req.header("authorization").and_then(|h| h.as_str());
+    require_admin(header, &secret).map_err(|r| {
+        crate::respond::json(
+            r.status,
+            &crate::respond::error_body(r.code, &r.message, None),
+        )
+    })
+}

@@ -1,0 +1,127 @@
+//! `GET /admin/clients/tracking-health` (admin): every client with its
+//! tracking-health badge (or none), what the badge means and what to do, its
+//! signals and since when; filters `needs_attention`, `outcome`,
+//! `client_type`; red first, then the longest-standing.
+
+use serde_json::{json, Value};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::pg4::{DbValue, Decode, ParameterValue};
+
+use platform::{auth, db, respond};
+use tracking_health::{outcome, OUTCOMES};
+
+const CLIENT_TYPES: [&str; 5] = ["client", "onboarding", "test", "demo", "former"];
+
+const LIST: &str = "
+SELECT c.id::text, c.name, c.client_type, c.enabled,
+       h.outcome, to_char(h.since, 'YYYY-MM-DD'),
+       to_char(coalesce(h.detected_at, l.detected_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+       l.widget_visitors_30d, l.conversation_visitors_30d, l.form_submits_30d,
+       l.widget_prior_23d, l.widget_last_7d, l.outcome
+  FROM clients c
+  LEFT JOIN client_tracking_health h ON h.client_id = c.id
+  LEFT JOIN LATERAL (
+        SELECT * FROM client_tracking_health_history x
+         WHERE x.client_id = c.id ORDER BY x.day DESC LIMIT 1) l ON true
+ WHERE ($1::text IS NULL OR ($1::text = 'true') = (h.client_id IS NOT NULL))
+   AND ($2::text IS NULL OR h.outcome = $2::text)
+   AND ($3::text IS NULL OR c.client_type = $3::text)
+ ORDER BY (h.color = 'red') DESC NULLS LAST, h.since ASC NULLS LAST, c.name, c.id";
+
+fn bad_filter(field: &str, value: &str, allowed: &[&str]) -> Response {
+    let message = format!(
+        "{field}={value:?} is not allowed; use one of: {}",
+        allowed.join(", ")
+    );
+    respond::json(
+        400,
+        &respond::error_body("invalid_filter", &message, Some(field)),
+    )
+}
+
+/// The query string's filters, validated: `(needs_attention, outcome, client_type)`.
+type Filters = (Option<String>, Option<String>, Option<String>);
+
+fn filters(query: &str) -> Result<Filters, Response> {
+    let (mut attention, mut outcome_filter, mut client_type) = (None, None, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "needs_attention" if ["true", "false"].contains(&v) => attention = Some(v.to_string()),
+            "needs_attention" => return Err(bad_filter(k, v, &["true", "false"])),
+            "outcome" if outcome(v).is_some() => outcome_filter = Some(v.to_string()),
+            "outcome" => {
+                let names: Vec<&str> = OUTCOMES.iter().map(|o| o.name).collect();
+                return Err(bad_filter(k, v, &names));
+            }
+            "client_type" if CLIENT_TYPES.contains(&v) => client_type = Some(v.to_string()),
+            "client_type" => return Err(bad_filter(k, v, &CLIENT_TYPES)),
+            other => {
+                let message = format!("unknown parameter {other:?}; the filters are needs_attention, outcome, client_type");
+                return Err(respond::json(
+                    400,
+                    &respond::error_body("invalid_filter", &message, Some(other)),
+                ));
+            }
+        }
+    }
+    Ok((attention, outcome_filter, client_type))
+}
+
+fn text(p: Option<String>) -> ParameterValue {
+    p.map(ParameterValue::Str).unwrap_or(ParameterValue::DbNull)
+}
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    if *req.method() != Method::Get {
+        return respond::method_not_allowed(&["GET"]);
+    }
+    if let Err(refusal) = auth::admin_or_refusal(&req) {
+        return refusal;
+    }
+    let (attention, outcome_filter, client_type) = match filters(req.query()) {
+        Ok(f) => f,
+        Err(response) => return response,
+    };
+    let rows = match db::connect().and_then(|conn| {
+        Ok(conn.query(
+            LIST,
+            &[text(attention), text(outcome_filter), text(client_type)],
+        )?)
+    }) {
+        Ok(rows) => rows,
+        Err(e) if e.is_unavailable() => {
+            return respond::error(503, "database_unavailable", &e.to_string())
+        }
+        Err(e) => return respond::error(500, "internal_error", &e.to_string()),
+    };
+    let s = |v: &DbValue| Option::<String>::decode(v).ok().flatten();
+    let n = |v: &DbValue| Option::<i64>::decode(v).ok().flatten();
+    let clients: Vec<Value> = rows
+        .rows
+        .iter()
+        .map(|r| {
+            let badge = s(&r[4]).and_then(|name| outcome(&name)).map(|o| {
+                json!({
+                    "outcome": o.name, "color": o.color, "meaning": o.meaning,
+                    "what_to_do": o.what_to_do, "since": s(&r[5]),
+                })
+            });
+            let signals = n(&r[7]).map(|_| {
+                json!({
+                    "widget_visitors_30d": n(&r[7]), "conversation_visitors_30d": n(&r[8]),
+                    "form_submits_30d": n(&r[9]), "widget_prior_23d": n(&r[10]),
+                    "widget_last_7d": n(&r[11]), "verdict": s(&r[12]), "detected_at": s(&r[6]),
+                })
+            });
+            json!({
+                "client_id": s(&r[0]), "name": s(&r[1]), "client_type": s(&r[2]),
+                "enabled": bool::decode(&r[3]).unwrap_or(false),
+                "badge": badge, "signals": signals,
+            })
+        })
+        .collect();
+    respond::json(200, &json!({ "count": clients.len(), "clients": clients }))
+}
