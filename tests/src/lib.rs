@@ -154,3 +154,28 @@ pub async fn serve_app(db: &TestDb, overrides: &[(&str, &str)]) -> TestApp {
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
+
+/// The admin JWT secret the tests configure.
+pub const ADMIN_SECRET: &str = "test-admin-secret";
+
+/// A signed HS256 token with `claims` (an `exp` far ahead is added).
+pub fn token(mut claims: serde_json::Value, secret: &str) -> String {
+    claims["exp"] = serde_json::json!(4_102_444_800i64);
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// `Bearer <admin token>`.
+pub fn admin_bearer() -> String {
+    format!(
+        "Bearer {}",
+        token(
+            serde_json::json!({ "sub": "tester", "role": "admin" }),
+            ADMIN_SECRET
+        )
+    )
+}
