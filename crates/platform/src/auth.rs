@@ -120,6 +120,19 @@ pub fn require_admin(authorization: Option<&str>, secret: &str) -> Result<Caller
     }
 }
 
+/// For an admin endpoint: the caller, or the 401/403 response to send. The
+/// secret is the Spin variable `admin_jwt_secret` (empty: every token refused).
+pub fn admin_or_refusal(req: &spin_sdk::http::Request) -> Result<Caller, spin_sdk::http::Response> {
+    let secret = spin_sdk::variables::get("admin_jwt_secret").unwrap_or_default();
+    let header = req.header("authorization").and_then(|h| h.as_str());
+    require_admin(header, &secret).map_err(|r| {
+        crate::respond::json(
+            r.status,
+            &crate::respond::error_body(r.code, &r.message, None),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,17 +227,4 @@ mod tests {
         assert!(!c.may_read_client("00000000-0000-0000-0000-000000000000"));
         assert!(!c.is_admin());
     }
-}
-
-/// For an admin endpoint: the caller, or the 401/403 response to send. The
-/// secret is the Spin variable `admin_jwt_secret` (empty: every token refused).
-pub fn admin_or_refusal(req: &spin_sdk::http::Request) -> Result<Caller, spin_sdk::http::Response> {
-    let secret = spin_sdk::variables::get("admin_jwt_secret").unwrap_or_default();
-    let header = req.header("authorization").and_then(|h| h.as_str());
-    require_admin(header, &secret).map_err(|r| {
-        crate::respond::json(
-            r.status,
-            &crate::respond::error_body(r.code, &r.message, None),
-        )
-    })
 }
