@@ -85,9 +85,12 @@ CREATE INDEX client_tracking_health_history_by_day ON client_tracking_health_his
 -- tree top-down (one leaf each), replaces that day's history, and swaps the
 -- current verdicts — all in the caller's one transaction, so readers see the
 -- old verdicts or the new ones, never an empty or half-written table.
--- Returns the number of clients per outcome.
+-- The signals come from the just-refreshed mv_client_stats_30d when
+-- `p_from_stats` (a run as of now), else from the events (a replay as of an
+-- earlier instant). Returns the number of clients per outcome.
 CREATE FUNCTION detect_tracking_health(
-    p_as_of timestamptz, p_min_prior_visitors bigint, p_min_widget_visitors bigint, p_min_chats bigint)
+    p_as_of timestamptz, p_min_prior_visitors bigint, p_min_widget_visitors bigint, p_min_chats bigint,
+    p_from_stats boolean)
 RETURNS TABLE (outcome text, clients bigint)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -108,7 +111,13 @@ BEGIN
            END,
            s.widget_visitors_30d, s.conversation_visitors_30d, s.form_submits_30d,
            s.widget_prior_23d, s.widget_last_7d, p_as_of
-      FROM client_tracking_signals(p_as_of) s;
+      FROM (SELECT m.client_id, m.widget_visitors AS widget_visitors_30d,
+                   m.conversation_visitors AS conversation_visitors_30d,
+                   m.form_submits_total AS form_submits_30d, m.widget_prior_23d, m.widget_last_7d
+              FROM mv_client_stats_30d m
+             WHERE p_from_stats
+            UNION ALL
+            SELECT * FROM client_tracking_signals(p_as_of) WHERE NOT p_from_stats) s;
 
     DELETE FROM client_tracking_health;
     INSERT INTO client_tracking_health (

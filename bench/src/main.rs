@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 
 use spin_local::{App, LoadOptions, VariableSources};
 
+mod detector;
 mod ingest;
 
 #[derive(Parser)]
@@ -56,6 +57,18 @@ enum Command {
         database_url: String,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+    },
+    /// The tracking-health detector: 10,000 clients and `--millions` million
+    /// events over 35 days; stats refresh and classification timed at 1M and
+    /// at the full size.
+    Detector {
+        #[arg(
+            long,
+            default_value = "postgres://postgres@localhost:5432/tracking_detector_bench?sslmode=disable"
+        )]
+        database_url: String,
+        #[arg(long, default_value_t = 10)]
+        millions: i64,
     },
 }
 
@@ -263,5 +276,9 @@ async fn main() -> Result<()> {
             database_url,
             concurrency,
         } => ingest::run(seconds, database_url, concurrency).await,
+        Command::Detector {
+            database_url,
+            millions,
+        } => detector::run(database_url, millions).await,
     }
 }

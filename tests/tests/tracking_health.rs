@@ -381,6 +381,8 @@ async fn the_nightly_cron_run_is_recorded_and_a_concurrent_click_gets_409() {
     };
     assert_eq!(outcome, "succeeded");
     assert_eq!(detail["counts"]["widget_not_in_prod"], 1);
+    // A run as of now classifies from the stats it just refreshed.
+    assert_eq!(detail["signals"], "mv_client_stats_30d");
     assert!(detail["refresh_ms"].as_f64().is_some() && detail["classify_ms"].as_f64().is_some());
     let stats: i64 = f
         .client

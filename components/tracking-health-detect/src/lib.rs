@@ -11,16 +11,16 @@ use spin_sdk::http_component;
 
 use platform::jobs::{self, Outcome, Trigger};
 use platform::{auth, respond};
-use tracking_health::{run_detection, Thresholds, JOB_NAME};
+use tracking_health::{run_detection, AsOf, Thresholds, JOB_NAME};
 
 fn bad_request(code: &str, message: &str, field: Option<&str>) -> Response {
     respond::json(400, &respond::error_body(code, message, field))
 }
 
 /// The `as_of` of the body: now when absent; never in the future.
-fn as_of(body: &[u8], now: DateTime<Utc>) -> Result<DateTime<Utc>, Response> {
+fn as_of(body: &[u8], now: DateTime<Utc>) -> Result<AsOf, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(now);
+        return Ok(AsOf::Now);
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         bad_request(
@@ -30,7 +30,7 @@ fn as_of(body: &[u8], now: DateTime<Utc>) -> Result<DateTime<Utc>, Response> {
         )
     })?;
     match value.get("as_of") {
-        None | Some(Value::Null) => Ok(now),
+        None | Some(Value::Null) => Ok(AsOf::Now),
         Some(Value::String(s)) => {
             let t = DateTime::parse_from_rfc3339(s)
                 .map_err(|_| {
@@ -48,7 +48,7 @@ fn as_of(body: &[u8], now: DateTime<Utc>) -> Result<DateTime<Utc>, Response> {
                     Some("as_of"),
                 ));
             }
-            Ok(t)
+            Ok(AsOf::At(t))
         }
         Some(_) => Err(bad_request(
             "invalid_field",

@@ -118,11 +118,24 @@ pub fn outcome(name: &str) -> Option<&'static Outcome> {
     OUTCOMES.iter().find(|o| o.name == name)
 }
 
+/// When the detector runs: now (the nightly run, a click), or as of an
+/// earlier instant (a backfill or replay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Now,
+    At(DateTime<Utc>),
+}
+
 /// Refreshes `mv_client_stats_30d` (without blocking its readers), then
-/// classifies every eligible client as of `as_of` in one transaction (the
-/// verdict swap and the day's history). Returns the counts per outcome and
-/// the time each step took: the detail recorded in `job_runs`.
-pub fn run_detection(conn: &Connection, as_of: DateTime<Utc>, t: &Thresholds) -> Result<Value> {
+/// classifies every eligible client in one transaction (the verdict swap and
+/// the day's history): from the refreshed stats for a run as of now, from the
+/// events for an earlier instant. Returns the counts per outcome and the time
+/// each step took: the detail recorded in `job_runs`.
+pub fn run_detection(conn: &Connection, when: AsOf, t: &Thresholds) -> Result<Value> {
+    let (as_of, from_stats) = match when {
+        AsOf::Now => (Utc::now(), true),
+        AsOf::At(at) => (at, false),
+    };
     let started = Instant::now();
     conn.execute(
         "REFRESH MATERIALIZED VIEW CONCURRENTLY mv_client_stats_30d",
@@ -139,12 +152,13 @@ pub fn run_detection(conn: &Connection, as_of: DateTime<Utc>, t: &Thresholds) ->
     let classify = Instant::now();
     let rows = conn
         .query(
-            "SELECT outcome, clients FROM detect_tracking_health($1::text::timestamptz, $2::int8, $3::int8, $4::int8)",
+            "SELECT outcome, clients FROM detect_tracking_health($1::text::timestamptz, $2::int8, $3::int8, $4::int8, $5::bool)",
             &[
                 ParameterValue::Str(as_of.to_rfc3339_opts(SecondsFormat::Micros, true)),
                 ParameterValue::Int64(t.min_prior_visitors),
                 ParameterValue::Int64(t.min_widget_visitors),
                 ParameterValue::Int64(t.min_chats),
+                ParameterValue::Boolean(from_stats),
             ],
         )
         .map_err(|e| anyhow::anyhow!("classifying: {}", platform::db::describe(&e)))?;
@@ -162,6 +176,7 @@ pub fn run_detection(conn: &Connection, as_of: DateTime<Utc>, t: &Thresholds) ->
     }
     Ok(json!({
         "as_of": as_of.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "signals": if from_stats { "mv_client_stats_30d" } else { "session_events" },
         "counts": counts,
         "thresholds": {
             "min_prior_visitors": t.min_prior_visitors,
