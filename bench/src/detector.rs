@@ -98,18 +98,22 @@ pub async fn run(database_url: String, millions: i64) -> Result<()> {
     println!();
     println!("Tracking-health detector, {CLIENTS} clients (3/7 client, 1/7 onboarding, 1/7 test, 2/7 excluded)");
     println!(
-        "{:>10} {:>14} {:>18}",
-        "events", "refresh s", "classification s"
+        "{:>10} {:>12} {:>18} {:>22}",
+        "events", "refresh s", "classification s", "replay (as_of) s"
     );
-    for (m, refresh, classify) in &rows {
-        println!("{:>9}M {:>14.2} {:>18.3}", m, refresh, classify);
-    }
-    if let [(m1, r1, c1), .., (mn, rn, cn)] = rows.as_slice() {
+    for (m, refresh, classify, replay) in &rows {
         println!(
-            "growth {m1}M → {mn}M ({:.0}x events): refresh {:.1}x, classification {:.1}x; events in the last 30 days at {mn}M: {in_30d}",
+            "{:>9}M {:>12.2} {:>18.3} {:>22.2}",
+            m, refresh, classify, replay
+        );
+    }
+    if let [(m1, r1, c1, p1), .., (mn, rn, cn, pn)] = rows.as_slice() {
+        println!(
+            "growth {m1}M -> {mn}M ({:.0}x events): refresh {:.1}x, classification {:.1}x, replay {:.1}x; events in the last 30 days at {mn}M: {in_30d}",
             *mn as f64 / *m1 as f64,
             rn / r1,
-            cn / c1
+            cn / c1,
+            pn / p1
         );
     }
     Ok(())
