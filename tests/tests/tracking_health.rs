@@ -554,3 +554,106 @@ async fn the_backoffice_list_shows_badges_red_first_and_filters() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn thresholds_follow_their_spin_variables() {
+    let db = TestDb::new().await;
+    let f = Fixture {
+        client: db.client().await,
+    };
+    let t = as_of();
+    let c = f.in_prod("nine-chats", 9, 1, t - Duration::days(1)).await;
+    let default = app(&db).await;
+    detect(&default, json!({ "as_of": t.to_rfc3339() })).await;
+    assert_eq!(f.verdicts(t).await[&c], "widget_not_used");
+    let lowered = serve_app(
+        &db,
+        &[
+            ("admin_jwt_secret", ADMIN_SECRET),
+            ("tracking_health_min_chats", "9"),
+        ],
+    )
+    .await;
+    let (status, body) = detect(&lowered, json!({ "as_of": t.to_rfc3339() })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(f.verdicts(t).await[&c], "healthy");
+    let broken = serve_app(
+        &db,
+        &[
+            ("admin_jwt_secret", ADMIN_SECRET),
+            ("tracking_health_min_chats", "ten"),
+        ],
+    )
+    .await;
+    let (status, body) = detect(&broken, json!({})).await;
+    assert_eq!(status, 500);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tracking_health_min_chats"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_run_leaves_the_previous_verdicts_and_is_recorded() {
+    let db = TestDb::new().await;
+    let f = Fixture {
+        client: db.client().await,
+    };
+    let c = f.client("flagged", "client", true).await;
+    let app = app(&db).await;
+    assert_eq!(detect(&app, json!({})).await.0, 200);
+    // Make the next run fail half-way: after the day's history, while writing the verdicts.
+    f.client
+        .batch_execute(
+            "CREATE FUNCTION fail_verdicts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$;
+             CREATE TRIGGER fail_verdicts BEFORE INSERT ON client_tracking_health FOR EACH ROW EXECUTE FUNCTION fail_verdicts();",
+        )
+        .await
+        .unwrap();
+    f.events(
+        c,
+        "widget_impression",
+        30,
+        Utc::now() - Duration::hours(2),
+        1,
+        20.0,
+    )
+    .await;
+    let (status, body) = detect(&app, json!({})).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("disk on fire"));
+    let kept: Vec<(Uuid, String)> = f
+        .client
+        .query("SELECT client_id, outcome FROM client_tracking_health", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(kept, vec![(c, "widget_not_in_prod".to_string())]);
+    let history: i64 = f
+        .client
+        .query_one("SELECT count(*) FROM client_tracking_health_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(history, 1);
+    let outcomes: Vec<String> = f
+        .client
+        .query(
+            "SELECT outcome FROM job_runs WHERE job_name = 'detect-tracking-health' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(outcomes, vec!["succeeded", "failed"]);
+}
