@@ -3,7 +3,7 @@
 //! The address comes from the Spin variable `database_url` (declared for every
 //! component that uses the database), never from code.
 
-use spin_sdk::pg4::{Connection, ParameterValue, PgError, QueryError};
+use spin_sdk::pg4::{Connection, PgError, QueryError};
 
 /// Why the database could not be used, in words fit for a JSON error or a job run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,9 +50,4 @@ pub fn connect() -> Result<Connection, DbError> {
     let url = spin_sdk::variables::get("database_url")
         .map_err(|e| DbError(format!("variable database_url: {e}")))?;
     Ok(Connection::open(&url)?)
-}
-
-/// Runs a statement and returns the number of rows it touched.
-pub fn execute(conn: &Connection, sql: &str, params: &[ParameterValue]) -> Result<u64, DbError> {
-    Ok(conn.execute(sql, params)?)
 }
