@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use spin_local::{App, LoadOptions, VariableSources};
 
+pub mod fake;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

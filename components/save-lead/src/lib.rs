@@ -1,0 +1,665 @@
+//! `POST /v1/leads` (and its CORS preflight): stores a lead, fills a missing
+//! address from the visitor's IP, queues the conversion for each of the
+//! client's destinations in the same statement as the lead, then tries each
+//! delivery once, inline, with a short deadline. What fails stays queued for
+//! retry-failed-events; nothing is lost if this instance dies after the commit
+//! (the queued rows' lease runs out and the retry run takes them).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+
+use delivery::{Endpoints, Kind, Outcome};
+use ingest::client_ip::{self, IpNet, IpStorage};
+use ingest::site::{self, Site};
+use leads::geo::{self, IpLocation};
+use leads::lead::{self, LeadError};
+use leads::{conversions, ip_api, ip_scope, normalize};
+use platform::outbound::{self, HttpRequest};
+use platform::{db, respond};
+
+mod sql;
+
+/// The geo providers, tried in the order the `geo_providers` variable lists them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Provider {
+    Embedded,
+    Remote,
+}
+
+struct Config {
+    trusted_proxies: Vec<IpNet>,
+    ip_storage: IpStorage,
+    providers: Vec<Provider>,
+    remote_base_url: String,
+    remote_key: String,
+    remote_timeout: Duration,
+    remote_pause: Duration,
+    endpoints: Endpoints,
+    inline_timeout: Duration,
+}
+
+fn variable(name: &str) -> Result<String, String> {
+    spin_sdk::variables::get(name).map_err(|e| format!("variable {name}: {e}"))
+}
+
+fn millis(name: &str) -> Result<Duration, String> {
+    variable(name)?
+        .trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("variable {name} must be a whole number of milliseconds"))
+}
+
+impl Config {
+    fn load() -> Result<Config, String> {
+        let providers = variable("geo_providers")?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && *s != "none")
+            .map(|s| match s {
+                "embedded" => Ok(Provider::Embedded),
+                "remote" => Ok(Provider::Remote),
+                other => Err(format!(
+                    "variable geo_providers: unknown provider {other:?} (embedded, remote, none)"
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Config {
+            trusted_proxies: client_ip::parse_trusted(&variable("trusted_proxies")?)?,
+            ip_storage: variable("ip_storage")?.parse()?,
+            providers,
+            remote_base_url: variable("geo_remote_base_url")?,
+            remote_key: variable("geo_remote_key")?,
+            remote_timeout: millis("geo_remote_timeout_ms")?,
+            remote_pause: Duration::from_secs(
+                variable("geo_remote_pause_seconds")?
+                    .trim()
+                    .parse()
+                    .map_err(|_| "variable geo_remote_pause_seconds must be a whole number")?,
+            ),
+            endpoints: Endpoints {
+                meta_base_url: variable("meta_capi_base_url")?,
+                meta_api_version: variable("meta_capi_api_version")?,
+                google_ads_base_url: variable("google_ads_base_url")?,
+                google_ads_api_version: variable("google_ads_api_version")?,
+            },
+            inline_timeout: millis("delivery_inline_timeout_ms")?,
+        })
+    }
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.header(name).and_then(|h| h.as_str())
+}
+
+fn lead_error(e: LeadError) -> Response {
+    respond::json(
+        e.status,
+        &respond::error_body(e.code, &e.message, e.field.as_deref()),
+    )
+}
+
+fn with_cors(mut response: Response, origin: Option<&str>) -> Response {
+    if let Some(origin) = origin {
+        response.set_header("access-control-allow-origin", origin);
+        response.set_header("vary", "Origin");
+    }
+    response
+}
+
+fn db_failure(e: &db::DbError) -> Response {
+    if e.is_unavailable() {
+        respond::error(
+            503,
+            "database_unavailable",
+            &format!("the lead was not stored: {e}"),
+        )
+    } else {
+        respond::error(
+            500,
+            "database_error",
+            &format!("the lead was not stored: {e}"),
+        )
+    }
+}
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    match req.method() {
+        Method::Options => preflight(&req),
+        Method::Post => save(&req),
+        _ => respond::method_not_allowed(&["POST", "OPTIONS"]),
+    }
+}
+
+/// A client's row as save-lead needs it.
+struct Client {
+    enabled: bool,
+    site: Site,
+    contact_required: bool,
+    default_country: Option<String>,
+    destinations: Vec<Destination>,
+    remote_paused_for: Option<f64>,
+}
+
+struct Destination {
+    id: String,
+    kind: Kind,
+    config: Value,
+}
+
+fn load_client(conn: &Connection, client_id: &str) -> Result<Option<Client>, db::DbError> {
+    let rows = conn.query(sql::CLIENT, &[ParameterValue::Str(client_id.to_string())])?;
+    let Some(row) = rows.rows.first() else {
+        return Ok(None);
+    };
+    let decode = |e: spin_sdk::pg4::Error| db::DbError(e.to_string());
+    let destinations = match Value::decode(&row[5]).map_err(decode)? {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|d| {
+                Some(Destination {
+                    id: d["id"].as_str()?.to_string(),
+                    kind: Kind::parse(d["kind"].as_str()?)?,
+                    config: d["config"].clone(),
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Some(Client {
+        enabled: bool::decode(&row[0]).map_err(decode)?,
+        site: Site {
+            root_domain: Option::<String>::decode(&row[1]).map_err(decode)?,
+            allow_localhost: bool::decode(&row[2]).map_err(decode)?,
+        },
+        contact_required: bool::decode(&row[3]).map_err(decode)?,
+        default_country: Option::<String>::decode(&row[4]).map_err(decode)?,
+        destinations,
+        remote_paused_for: Option::<f64>::decode(&row[6]).map_err(decode)?,
+    }))
+}
+
+/// `OPTIONS /v1/leads`: allowed when the origin belongs to an enabled client.
+fn preflight(req: &Request) -> Response {
+    let Some(origin) = header(req, "origin").map(str::to_string) else {
+        return respond::error(
+            400,
+            "missing_origin",
+            "a CORS preflight needs an Origin header",
+        );
+    };
+    let refused = || {
+        respond::error(
+            403,
+            "origin_not_allowed",
+            &format!("origin {origin:?} is not allowed to send leads"),
+        )
+    };
+    let Some(host) = site::origin_host(&origin) else {
+        return refused();
+    };
+    let conn = match db::connect() {
+        Ok(c) => c,
+        Err(e) => return db_failure(&e),
+    };
+    let local = Site {
+        root_domain: None,
+        allow_localhost: true,
+    }
+    .allows_host(&host);
+    let roots = site::candidate_roots(&host);
+    match conn.query(sql::ANY_CLIENT_FOR_ORIGIN, &[roots.into(), local.into()]) {
+        Ok(rows) if !rows.rows.is_empty() => {}
+        Ok(_) => return refused(),
+        Err(e) => return db_failure(&db::DbError::from(e)),
+    }
+    let mut response = Response::builder()
+        .status(204)
+        .header("access-control-allow-methods", "POST, OPTIONS")
+        .header("access-control-allow-headers", "content-type")
+        .header("access-control-max-age", "600")
+        .build();
+    response.set_header("access-control-allow-origin", origin);
+    response.set_header("vary", "Origin");
+    response
+}
+
+fn save(req: &Request) -> Response {
+    let origin = header(req, "origin").map(str::to_string);
+    let cors = origin.as_deref();
+    let content_type = header(req, "content-type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    // text/plain is what navigator.sendBeacon sends, and needs no preflight.
+    if !(content_type.starts_with("application/json") || content_type.starts_with("text/plain")) {
+        return respond::error(
+            415,
+            "unsupported_content_type",
+            &format!("content-type must be application/json, got {content_type:?}"),
+        );
+    }
+    let lead = match lead::parse(req.body()) {
+        Ok(l) => l,
+        Err(e) => return with_cors(lead_error(e), cors),
+    };
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => return respond::error(500, "misconfigured", &e),
+    };
+    let conn = match db::connect() {
+        Ok(c) => c,
+        Err(e) => return db_failure(&e),
+    };
+    let client = match load_client(&conn, &lead.client_id) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return lead_error(LeadError {
+                status: 404,
+                code: "unknown_client",
+                message: format!("no client {}", lead.client_id),
+                field: Some("client_id".into()),
+            })
+        }
+        Err(e) => return db_failure(&e),
+    };
+    if !client.enabled {
+        return lead_error(LeadError {
+            status: 403,
+            code: "client_disabled",
+            message: format!("client {} is disabled", lead.client_id),
+            field: Some("client_id".into()),
+        });
+    }
+    if let Some(o) = cors {
+        if !client.site.allows_origin(o) {
+            return respond::error(
+                403,
+                "origin_not_allowed",
+                &format!("origin {o:?} is not the client's domain or a subdomain of it"),
+            );
+        }
+    }
+    let ip = client_ip::client_ip(
+        header(req, "spin-client-addr"),
+        header(req, "x-forwarded-for"),
+        &config.trusted_proxies,
+    );
+
+    let user = lead.user_address();
+    let ai = lead.ai_address();
+    let (location, lookup) = if geo::needs_lookup(&user, &ai) {
+        locate(&conn, ip, &config, client.remote_paused_for)
+    } else {
+        (None, json!({ "outcome": "not_needed" }))
+    };
+    let address = geo::merge(&user, &ai, location.as_ref());
+    let phone_country = address
+        .country
+        .as_deref()
+        .or(client.default_country.as_deref());
+    let contact = match lead::validate_contact(&lead, phone_country, client.contact_required) {
+        Ok(c) => c,
+        Err(e) => return with_cors(lead_error(e), cors),
+    };
+
+    let lead_id = uuid::Uuid::new_v4().to_string();
+    let now = Utc::now().timestamp();
+    let user_agent: Option<String> =
+        header(req, "user-agent").map(|ua| ua.chars().take(1000).collect());
+    let full_ip = ip.map(|ip| ip.to_string());
+    let conversion = conversions::LeadConversion {
+        lead_id: &lead_id,
+        client_id: &lead.client_id,
+        event_id: &lead.event_id,
+        event_time: now,
+        page_url: lead.page_url.as_deref(),
+        anonymous_id: lead.anonymous_id.as_deref(),
+        session_id: lead.session_id.as_deref(),
+        gclid: lead.gclid.as_deref(),
+        ads_consent: lead
+            .consent
+            .as_ref()
+            .and_then(|c| c.get("ads"))
+            .and_then(Value::as_bool),
+        contact: normalize::Contact {
+            email: contact.email.as_deref(),
+            phone_e164: contact.phone.as_deref(),
+            first_name: lead.first_name.as_deref(),
+            last_name: lead.last_name.as_deref(),
+            city: address.city.as_deref(),
+            state: address.state.as_deref(),
+            zip: address.zip.as_deref(),
+            country: address.country.as_deref(),
+            external_id: lead.anonymous_id.as_deref(),
+            client_ip: full_ip.as_deref(),
+            user_agent: user_agent.as_deref(),
+            fbc: lead.fbc.as_deref(),
+            fbp: lead.fbp.as_deref(),
+        },
+    };
+    let mut queued_by_destination: HashMap<String, (Kind, conversions::Queued)> = HashMap::new();
+    let mut skipped = Vec::new();
+    for d in &client.destinations {
+        if lead.ads_refused() && d.kind.is_ad_platform() {
+            skipped.push(json!({ "destination": d.kind.as_str(), "reason": "no ads consent" }));
+            continue;
+        }
+        if let Some(q) = conversions::for_destination(d.kind.as_str(), &conversion) {
+            queued_by_destination.insert(d.id.clone(), (d.kind, q));
+        }
+    }
+    let deliveries: Vec<Value> = queued_by_destination
+        .iter()
+        .map(|(id, (kind, q))| {
+            json!({
+                "destination_id": id, "destination": kind.as_str(), "event_name": q.event_name,
+                "event_time": now, "event_payload": q.event_payload, "user_data": q.user_data,
+            })
+        })
+        .collect();
+    let sources: serde_json::Map<String, Value> = address
+        .sources
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v.as_str())))
+        .collect();
+    let row = json!({
+        "id": lead_id, "client_id": lead.client_id, "event_id": lead.event_id,
+        "anonymous_id": lead.anonymous_id, "session_id": lead.session_id,
+        "email": contact.email, "phone": contact.phone,
+        "first_name": lead.first_name, "last_name": lead.last_name,
+        "city": address.city, "state": address.state, "zip": address.zip, "country": address.country,
+        "geo_source": address.geo_source().map(|s| s.as_str()), "geo_sources": sources,
+        "geo_lookup": lookup, "ai_context": lead.ai_context, "page_url": lead.page_url,
+        "fbc": lead.fbc, "fbp": lead.fbp, "gclid": lead.gclid,
+        "consent": lead.consent.clone().unwrap_or_default(),
+        "fields": lead.fields.clone().unwrap_or_default(),
+        "invalid_fields": contact.invalid,
+        "client_ip": ip.and_then(|ip| client_ip::stored(ip, config.ip_storage)),
+        "user_agent": user_agent,
+    });
+
+    let lease_owner = uuid::Uuid::new_v4().to_string();
+    let lease_secs =
+        (config.inline_timeout.as_secs() as i32 + 1) * (deliveries.len() as i32 + 1) + 30;
+    let jsonb = |v: &Value| ParameterValue::Jsonb(serde_json::to_vec(v).unwrap_or_default());
+    let saved = conn.query(
+        sql::SAVE_LEAD,
+        &[
+            jsonb(&row),
+            jsonb(&Value::Array(deliveries)),
+            ParameterValue::Str(lease_owner.clone()),
+            ParameterValue::Int32(lease_secs),
+        ],
+    );
+    let (stored_id, created, queued) = match saved.map_err(db::DbError::from).and_then(|rows| {
+        let r = rows
+            .rows
+            .first()
+            .ok_or_else(|| db::DbError("save_lead returned no row".into()))?;
+        let decode = |e: spin_sdk::pg4::Error| db::DbError(e.to_string());
+        Ok((
+            String::decode(&r[0]).map_err(decode)?,
+            bool::decode(&r[1]).map_err(decode)?,
+            Value::decode(&r[2]).map_err(decode)?,
+        ))
+    }) {
+        Ok(v) => v,
+        Err(e) => return with_cors(db_failure(&e), cors),
+    };
+    if !created {
+        return with_cors(
+            respond::json(200, &json!({ "lead_id": stored_id, "duplicate": true })),
+            cors,
+        );
+    }
+
+    let attempts: Vec<(i64, String)> = queued
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|q| Some((q["id"].as_i64()?, q["destination_id"].as_str()?.to_string())))
+        .collect();
+    let delivered = deliver_inline(
+        &conn,
+        &lease_owner,
+        &attempts,
+        &queued_by_destination,
+        &lead.event_id,
+        now,
+        &client.destinations,
+        &config,
+    );
+    let warnings: Vec<Value> = contact
+        .invalid
+        .iter()
+        .map(|i| json!({ "field": i["field"], "message": format!("left out: {}", i["reason"].as_str().unwrap_or("invalid")) }))
+        .collect();
+    with_cors(
+        respond::json(
+            201,
+            &json!({
+                "lead_id": stored_id,
+                "duplicate": false,
+                "address": {
+                    "city": address.city, "state": address.state, "zip": address.zip,
+                    "country": address.country, "geo_source": address.geo_source().map(|s| s.as_str()),
+                    "sources": row["geo_sources"],
+                },
+                "geo_lookup": row["geo_lookup"],
+                "deliveries": delivered,
+                "skipped_destinations": skipped,
+                "warnings": warnings,
+            }),
+        ),
+        cors,
+    )
+}
+
+/// Looks the IP up with each configured provider until one finds it. Returns
+/// the location and a report of what was tried (kept with the lead).
+fn locate(
+    conn: &Connection,
+    ip: Option<IpAddr>,
+    config: &Config,
+    remote_paused_for: Option<f64>,
+) -> (Option<IpLocation>, Value) {
+    let Some(ip) = ip else {
+        return (None, json!({ "outcome": "no_ip" }));
+    };
+    // Private, loopback, CGNAT, documentation...: no provider can place them.
+    if let Some(reason) = ip_scope::reason(ip) {
+        return (None, json!({ "outcome": "not_global", "reason": reason }));
+    }
+    let mut tried = Vec::new();
+    for provider in &config.providers {
+        let started = Instant::now();
+        let (name, result) = match provider {
+            Provider::Embedded => ("embedded", embedded_lookup(conn, ip)),
+            Provider::Remote => ("remote", remote_lookup(conn, ip, config, remote_paused_for)),
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(Some(location)) => {
+                return (
+                    Some(location),
+                    json!({ "outcome": "found", "provider": name, "ms": ms, "tried": tried }),
+                )
+            }
+            Ok(None) => tried.push(json!({ "provider": name, "outcome": "not_found", "ms": ms })),
+            Err(error) => tried
+                .push(json!({ "provider": name, "outcome": "failed", "error": error, "ms": ms })),
+        }
+    }
+    (None, json!({ "outcome": "not_found", "tried": tried }))
+}
+
+fn embedded_lookup(conn: &Connection, ip: IpAddr) -> Result<Option<IpLocation>, String> {
+    let rows = conn
+        .query(sql::EMBEDDED_LOOKUP, &[ParameterValue::Str(ip.to_string())])
+        .map_err(|e| db::describe(&e))?;
+    let Some(r) = rows.rows.first() else {
+        return Ok(None);
+    };
+    let text = |i: usize| Option::<String>::decode(&r[i]).map_err(|e| e.to_string());
+    Ok(Some(IpLocation {
+        country_code: text(0)?,
+        region_code: text(1)?,
+        region_name: text(2)?,
+        city: text(3)?,
+        zip: text(4)?,
+    }))
+}
+
+/// The remote provider, bounded by its timeout. A 429 pauses it for everyone
+/// (for `Retry-After` or `geo_remote_pause_seconds`), so a rate limit costs
+/// one slow request rather than one per lead.
+fn remote_lookup(
+    conn: &Connection,
+    ip: IpAddr,
+    config: &Config,
+    paused_for: Option<f64>,
+) -> Result<Option<IpLocation>, String> {
+    if let Some(secs) = paused_for {
+        return Err(format!("paused after a 429 for another {secs:.0} s"));
+    }
+    let key = Some(config.remote_key.as_str()).filter(|k| !k.is_empty());
+    let request = HttpRequest {
+        method: "GET".into(),
+        url: ip_api::url(&config.remote_base_url, &ip.to_string(), key),
+        headers: vec![("accept".into(), "application/json".into())],
+        body: Vec::new(),
+    };
+    let response = outbound::send(&request, config.remote_timeout).map_err(|e| e.to_string())?;
+    match response.status {
+        200 => ip_api::parse(&response.body).map(Some),
+        429 => {
+            let secs = response
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .or_else(|| {
+                    response
+                        .header("x-ttl")
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                })
+                .unwrap_or(config.remote_pause.as_secs_f64())
+                .clamp(1.0, 3600.0);
+            let _ = conn.execute(
+                sql::PAUSE_REMOTE,
+                &[
+                    ParameterValue::Floating64(secs),
+                    ParameterValue::Str("HTTP 429".into()),
+                ],
+            );
+            Err(format!("rate limited (HTTP 429); paused for {secs:.0} s"))
+        }
+        other => Err(format!("HTTP {other}")),
+    }
+}
+
+/// One attempt per queued delivery, each bounded by `delivery_inline_timeout_ms`;
+/// the outcomes are recorded in one statement.
+#[allow(clippy::too_many_arguments)]
+fn deliver_inline(
+    conn: &Connection,
+    lease_owner: &str,
+    attempts: &[(i64, String)],
+    queued: &HashMap<String, (Kind, conversions::Queued)>,
+    event_id: &str,
+    event_time: i64,
+    destinations: &[Destination],
+    config: &Config,
+) -> Vec<Value> {
+    let mut results = Vec::new();
+    let mut summary = Vec::new();
+    for (delivery_id, destination_id) in attempts {
+        let (Some((kind, q)), Some(dest)) = (
+            queued.get(destination_id),
+            destinations.iter().find(|d| &d.id == destination_id),
+        ) else {
+            continue;
+        };
+        let event = delivery::Queued {
+            id: *delivery_id,
+            event_id: event_id.to_string(),
+            event_name: q.event_name.to_string(),
+            event_time,
+            event_payload: q.event_payload.clone(),
+            user_data: q.user_data.clone(),
+        };
+        let started = Instant::now();
+        let (outcome, status) =
+            match delivery::request(*kind, &dest.config, &config.endpoints, &[event]) {
+                Err(e) => (
+                    Outcome::DeadLetter {
+                        reason: "config".into(),
+                        error: e.0,
+                    },
+                    None,
+                ),
+                Ok(request) => match outbound::send(&request, config.inline_timeout) {
+                    Ok(response) => (delivery::classify(*kind, &response), Some(response.status)),
+                    Err(e) => (delivery::classify_send_error(&e), None),
+                },
+            };
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let (error, retry_in, reason) = match &outcome {
+            Outcome::Resolved => (None, None, None),
+            Outcome::Retry { error, after } => {
+                let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+                let wait = after.unwrap_or_else(|| delivery::backoff(0, jitter));
+                (Some(error.clone()), Some(wait.as_secs_f64()), None)
+            }
+            Outcome::DeadLetter { reason, error } => {
+                (Some(error.clone()), None, Some(reason.clone()))
+            }
+        };
+        results.push(json!({
+            "id": delivery_id, "outcome": outcome.name(), "http_status": status,
+            "error": error, "latency_ms": latency_ms, "retry_in_secs": retry_in,
+            "dead_letter_reason": reason,
+        }));
+        summary.push((*delivery_id, kind.as_str(), outcome.name()));
+    }
+    let recorded: HashMap<i64, String> = conn
+        .query(
+            sql::RECORD_OUTCOMES,
+            &[
+                ParameterValue::Str(lease_owner.to_string()),
+                ParameterValue::Jsonb(
+                    serde_json::to_vec(&Value::Array(results)).unwrap_or_default(),
+                ),
+            ],
+        )
+        .map(|rows| {
+            rows.rows
+                .iter()
+                .filter_map(|r| Some((i64::decode(&r[0]).ok()?, String::decode(&r[1]).ok()?)))
+                .collect()
+        })
+        .unwrap_or_else(|e| {
+            // The rows stay leased and queued; the retry run takes them when the lease ends.
+            eprintln!(
+                "save-lead: recording delivery outcomes failed: {}",
+                db::describe(&e)
+            );
+            HashMap::new()
+        });
+    summary
+        .into_iter()
+        .map(|(id, kind, outcome)| {
+            json!({
+                "delivery_id": id, "destination": kind,
+                "status": recorded.get(&id).cloned().unwrap_or_else(|| "pending".into()),
+                "attempt": outcome,
+            })
+        })
+        .collect()
+}
