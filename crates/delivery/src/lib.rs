@@ -9,9 +9,11 @@ use std::time::Duration;
 use platform::outbound::{HttpRequest, HttpResponse, SendError};
 use serde_json::Value;
 
+pub mod bisect;
 mod google;
 mod gtm;
 mod meta;
+pub mod run;
 mod webhook;
 
 /// The kinds of `client_destinations`.

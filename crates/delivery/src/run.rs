@@ -1,0 +1,334 @@
+//! One delivery run, shared by the cron trigger and the backoffice button:
+//! claim due rows (SKIP LOCKED + lease), dead-letter expired ones, send the
+//! rest in batches per destination with bisection, record each batch's
+//! outcomes as soon as it is known, and release what the run did not get to.
+//! Bounded by a time budget and an event count; the rest waits for the next run.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+
+use crate::bisect::{self, EventOutcome, Sent};
+use crate::{Endpoints, Kind, Outcome, Queued};
+use platform::db::DbError;
+use platform::outbound;
+
+/// Which rows a run takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    /// Pending or retrying rows whose next_retry_at has come (the cron).
+    Due,
+    /// Every pending or retrying row, due or not ("Retry All").
+    All,
+    /// These rows, due or not.
+    Ids(Vec<i64>),
+}
+
+/// The run's limits and where the platforms are.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub endpoints: Endpoints,
+    /// Per request.
+    pub request_timeout: Duration,
+    /// For the whole run.
+    pub budget: Duration,
+    pub max_events: usize,
+}
+
+/// What a run did: the seed's summary plus details.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub processed: usize,
+    pub resolved: usize,
+    /// Failed and queued for another try.
+    pub failed: usize,
+    pub dead_lettered: usize,
+    /// Claimed but not attempted (out of time): back in the queue.
+    pub released: usize,
+    pub requests: usize,
+}
+
+impl Summary {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "success": true,
+            "processed": self.processed,
+            "resolved": self.resolved,
+            "failed": self.failed,
+            "dead_lettered": self.dead_lettered,
+            "released": self.released,
+            "requests": self.requests,
+        })
+    }
+}
+
+/// A claimed row and its destination.
+struct Claimed {
+    destination_id: String,
+    kind: Option<Kind>,
+    config: Value,
+    retry_count: i32,
+    event: Queued,
+}
+
+const CLAIM: &str = "
+SELECT id, destination_id::text, destination, config, event_id, event_name, event_time,
+       event_payload, user_data, retry_count
+  FROM claim_deliveries($1::text::uuid, $2::int4, $3::int4, $4::bool,
+                        string_to_array($5::text, ',')::bigint[], to_timestamp($6::float8))";
+const RECORD: &str =
+    "SELECT id, status FROM record_delivery_outcomes($1::text::uuid, $2::text, $3::jsonb)";
+const RELEASE: &str = "SELECT release_deliveries($1::text::uuid)";
+
+fn claim(
+    conn: &Connection,
+    owner: &str,
+    lease_secs: i32,
+    max_rows: i32,
+    scope: &Scope,
+    started_epoch: f64,
+) -> Result<Vec<Claimed>, DbError> {
+    let ids = match scope {
+        Scope::Ids(ids) => {
+            ParameterValue::Str(ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+        }
+        _ => ParameterValue::DbNull,
+    };
+    let rows = conn.query(
+        CLAIM,
+        &[
+            ParameterValue::Str(owner.to_string()),
+            ParameterValue::Int32(lease_secs),
+            ParameterValue::Int32(max_rows),
+            ParameterValue::Boolean(*scope == Scope::Due),
+            ids,
+            ParameterValue::Floating64(started_epoch),
+        ],
+    )?;
+    let decode = |e: spin_sdk::pg4::Error| DbError(e.to_string());
+    rows.rows
+        .iter()
+        .map(|r| {
+            let kind_name = String::decode(&r[2]).map_err(decode)?;
+            Ok(Claimed {
+                destination_id: String::decode(&r[1]).map_err(decode)?,
+                kind: Kind::parse(&kind_name),
+                config: Value::decode(&r[3]).map_err(decode)?,
+                retry_count: i32::decode(&r[9]).map_err(decode)?,
+                event: Queued {
+                    id: i64::decode(&r[0]).map_err(decode)?,
+                    event_id: String::decode(&r[4]).map_err(decode)?,
+                    event_name: String::decode(&r[5]).map_err(decode)?,
+                    event_time: f64::decode(&r[6]).map_err(decode)? as i64,
+                    event_payload: Value::decode(&r[7]).map_err(decode)?,
+                    user_data: Value::decode(&r[8]).map_err(decode)?,
+                },
+            })
+        })
+        .collect()
+}
+
+/// A number in [0, 1) for backoff jitter.
+fn jitter() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0
+}
+
+/// The JSON `record_delivery_outcomes` takes for one event.
+fn result_json(o: &EventOutcome, retry_count_after: i32) -> Value {
+    let (error, retry_in, reason) = match &o.sent.outcome {
+        Outcome::Resolved => (None, None, None),
+        Outcome::Retry { error, after } => {
+            let wait =
+                after.unwrap_or_else(|| crate::backoff(retry_count_after.max(0) as u32, jitter()));
+            (Some(error.clone()), Some(wait.as_secs_f64()), None)
+        }
+        Outcome::DeadLetter { reason, error } => (Some(error.clone()), None, Some(reason.clone())),
+    };
+    json!({
+        "id": o.id, "outcome": o.sent.outcome.name(), "http_status": o.sent.http_status,
+        "error": error, "latency_ms": o.sent.latency_ms, "retry_in_secs": retry_in,
+        "dead_letter_reason": reason,
+    })
+}
+
+/// Runs one delivery pass. `trigger` is `cron` or `manual` (attempts log).
+pub fn run(
+    conn: &Connection,
+    trigger: &str,
+    scope: &Scope,
+    limits: &Limits,
+) -> Result<Summary, DbError> {
+    let started = Instant::now();
+    let started_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let owner = uuid::Uuid::new_v4().to_string();
+    let time_left = || started.elapsed() + limits.request_timeout <= limits.budget;
+    // The lease outlives the run by a margin, so a live run never loses its
+    // rows, and a dead run's rows come back soon after its budget.
+    let lease_secs = (limits.budget + limits.request_timeout).as_secs() as i32 + 60;
+    let mut summary = Summary::default();
+    let result = (|| {
+        while summary.processed < limits.max_events && time_left() {
+            // Claims of up to 1,000 rows: a full Meta batch for one pixel.
+            let room = (limits.max_events - summary.processed).min(1000) as i32;
+            let claimed = claim(conn, &owner, lease_secs, room, scope, started_epoch)?;
+            if claimed.is_empty() {
+                break;
+            }
+            let now = chrono::Utc::now().timestamp();
+            let mut by_destination: BTreeMap<String, Vec<Claimed>> = BTreeMap::new();
+            for c in claimed {
+                by_destination
+                    .entry(c.destination_id.clone())
+                    .or_default()
+                    .push(c);
+            }
+            for rows in by_destination.values() {
+                let mut outcomes: Vec<EventOutcome> = Vec::new();
+                let mut sendable: Vec<Queued> = Vec::new();
+                let kind = rows[0].kind;
+                for c in rows {
+                    match kind {
+                        None => {
+                            outcomes.push(dead(c.event.id, "config", "unknown destination kind"))
+                        }
+                        Some(k) if crate::expired(k, c.event.event_time, now) => {
+                            outcomes.push(dead(
+                                c.event.id,
+                                "expired",
+                                "event_time is more than 7 days old: Meta would reject it",
+                            ))
+                        }
+                        Some(_) => sendable.push(c.event.clone()),
+                    }
+                }
+                if let Some(kind) = kind {
+                    for batch in sendable.chunks(crate::max_batch(kind)) {
+                        let mut send = |events: &[Queued]| {
+                            summary.requests += 1;
+                            send_batch(
+                                kind,
+                                &rows[0].config,
+                                &limits.endpoints,
+                                events,
+                                limits.request_timeout,
+                            )
+                        };
+                        bisect::deliver(batch, &mut send, &time_left, &mut outcomes);
+                    }
+                }
+                if outcomes.is_empty() {
+                    continue;
+                }
+                let retry_counts: BTreeMap<i64, i32> =
+                    rows.iter().map(|c| (c.event.id, c.retry_count)).collect();
+                let increment = i32::from(trigger != "inline");
+                let results: Vec<Value> = outcomes
+                    .iter()
+                    .map(|o| {
+                        result_json(o, retry_counts.get(&o.id).copied().unwrap_or(0) + increment)
+                    })
+                    .collect();
+                let recorded = conn.query(
+                    RECORD,
+                    &[
+                        ParameterValue::Str(owner.clone()),
+                        ParameterValue::Str(trigger.to_string()),
+                        ParameterValue::Jsonb(
+                            serde_json::to_vec(&Value::Array(results)).unwrap_or_default(),
+                        ),
+                    ],
+                )?;
+                for r in &recorded.rows {
+                    summary.processed += 1;
+                    match String::decode(&r[1]).as_deref() {
+                        Ok("resolved") => summary.resolved += 1,
+                        Ok("dead_letter") => summary.dead_lettered += 1,
+                        _ => summary.failed += 1,
+                    }
+                }
+            }
+        }
+        Ok::<(), DbError>(())
+    })();
+    // Whatever happened, give back what was claimed and not recorded.
+    let released = conn
+        .query(RELEASE, &[ParameterValue::Str(owner.clone())])
+        .ok()
+        .and_then(|rows| rows.rows.first().and_then(|r| i32::decode(&r[0]).ok()))
+        .unwrap_or(0);
+    summary.released = released.max(0) as usize;
+    result.map(|_| summary)
+}
+
+fn dead(id: i64, reason: &str, error: &str) -> EventOutcome {
+    EventOutcome {
+        id,
+        sent: Sent {
+            outcome: Outcome::DeadLetter {
+                reason: reason.into(),
+                error: error.into(),
+            },
+            http_status: None,
+            latency_ms: 0,
+        },
+    }
+}
+
+fn send_batch(
+    kind: Kind,
+    config: &Value,
+    endpoints: &Endpoints,
+    events: &[Queued],
+    timeout: Duration,
+) -> Sent {
+    let started = Instant::now();
+    let (outcome, http_status) = match crate::request(kind, config, endpoints, events) {
+        Err(e) => (
+            Outcome::DeadLetter {
+                reason: "config".into(),
+                error: e.0,
+            },
+            None,
+        ),
+        Ok(request) => match outbound::send(&request, timeout) {
+            Ok(response) => (crate::classify(kind, &response), Some(response.status)),
+            Err(e) => (crate::classify_send_error(&e), None),
+        },
+    };
+    Sent {
+        outcome,
+        http_status,
+        latency_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+impl Limits {
+    /// From the Spin variables every delivering component declares.
+    pub fn from_variables() -> Result<Limits, String> {
+        let var = |name: &str| {
+            spin_sdk::variables::get(name).map_err(|e| format!("variable {name}: {e}"))
+        };
+        let number = |name: &str| -> Result<u64, String> {
+            var(name)?
+                .trim()
+                .parse()
+                .map_err(|_| format!("variable {name} must be a whole number"))
+        };
+        Ok(Limits {
+            endpoints: Endpoints {
+                meta_base_url: var("meta_capi_base_url")?,
+                meta_api_version: var("meta_capi_api_version")?,
+                google_ads_base_url: var("google_ads_base_url")?,
+                google_ads_api_version: var("google_ads_api_version")?,
+            },
+            request_timeout: Duration::from_millis(number("delivery_timeout_ms")?),
+            budget: Duration::from_millis(number("retry_run_budget_ms")?),
+            max_events: number("retry_max_events")? as usize,
+        })
+    }
+}
