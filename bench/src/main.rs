@@ -18,6 +18,8 @@ use spin_local::{App, LoadOptions, VariableSources};
 
 mod detector;
 mod ingest;
+mod leads;
+mod retry;
 
 #[derive(Parser)]
 struct Cli {
@@ -70,6 +72,53 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         millions: i64,
     },
+    /// POST /v1/leads with the embedded geo provider (the full DB-IP data:
+    /// import it first with scripts/import-geoip) and with the remote
+    /// provider behind a local fake answering in 100 ms; and the embedded
+    /// provider's lookups per second straight from Postgres.
+    Leads {
+        /// Seconds of measurement per run (after 1 s of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// A database holding the imported DB-IP data (migrated if needed).
+        #[arg(
+            long,
+            default_value = "postgres://postgres@localhost:5432/geoip_full?sslmode=disable"
+        )]
+        database_url: String,
+    },
+    /// Draining 10,000 pending Meta events against a local fake answering in
+    /// 50 ms: deliveries per second and HTTP requests made.
+    Retry {
+        #[arg(
+            long,
+            default_value = "postgres://postgres@localhost:5432/tracking_bench?sslmode=disable"
+        )]
+        database_url: String,
+        #[arg(long, default_value_t = 10_000)]
+        events: i64,
+    },
+}
+
+/// Loads spin.toml with `vars` and serves it on an ephemeral port.
+pub(crate) async fn serve_app(vars: HashMap<String, String>) -> Result<std::net::SocketAddr> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let app: Arc<App> = App::load(
+        &root.join("spin.toml"),
+        LoadOptions {
+            variables: VariableSources {
+                explicit: vars,
+                env: HashMap::new(),
+            },
+            check_databases: true,
+        },
+    )
+    .await
+    .context("loading spin.toml (build the components first: scripts/build-components)")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(spin_local::server::serve(app, listener));
+    Ok(addr)
 }
 
 /// Latency figures of one run.
@@ -123,6 +172,9 @@ pub(crate) fn machine() -> String {
 /// Makes the body of each request (None: a GET).
 pub(crate) type BodyMaker = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
+/// Makes extra headers for each request.
+pub(crate) type HeaderMaker = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
 /// `concurrency` keep-alive connections sending GET `path` back to back for `duration`.
 async fn drive(
     addr: std::net::SocketAddr,
@@ -141,12 +193,25 @@ pub(crate) async fn drive_with(
     duration: Duration,
     make_body: BodyMaker,
 ) -> Result<Figures> {
+    drive_full(addr, path, concurrency, duration, make_body, Arc::new(Vec::new)).await
+}
+
+/// Like [`drive_with`], with extra headers made per request. Any 2xx is a success.
+pub(crate) async fn drive_full(
+    addr: std::net::SocketAddr,
+    path: &str,
+    concurrency: usize,
+    duration: Duration,
+    make_body: BodyMaker,
+    make_headers: HeaderMaker,
+) -> Result<Figures> {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let path = path.to_string();
         let make_body = make_body.clone();
+        let make_headers = make_headers.clone();
         workers.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
@@ -156,7 +221,7 @@ pub(crate) async fn drive_with(
             let mut latencies = Vec::new();
             let mut errors = 0usize;
             while Instant::now() < deadline {
-                let req = match make_body() {
+                let mut req = match make_body() {
                     None => http::Request::get(&path)
                         .header("host", "127.0.0.1")
                         .body(Full::new(Bytes::new()))?,
@@ -165,9 +230,15 @@ pub(crate) async fn drive_with(
                         .header("content-type", "application/json")
                         .body(Full::new(Bytes::from(body)))?,
                 };
+                for (k, v) in make_headers() {
+                    req.headers_mut().insert(
+                        http::HeaderName::from_bytes(k.as_bytes())?,
+                        http::HeaderValue::from_str(&v)?,
+                    );
+                }
                 let t = Instant::now();
                 let res = sender.send_request(req).await?;
-                let ok = res.status() == 200;
+                let ok = res.status().is_success();
                 res.into_body().collect().await?;
                 latencies.push(t.elapsed());
                 if !ok {
@@ -280,5 +351,13 @@ async fn main() -> Result<()> {
             database_url,
             millions,
         } => detector::run(database_url, millions).await,
+        Command::Leads {
+            seconds,
+            database_url,
+        } => leads::run(seconds, database_url).await,
+        Command::Retry {
+            database_url,
+            events,
+        } => retry::run(database_url, events).await,
     }
 }

@@ -129,6 +129,10 @@ async fn a_lead_is_enriched_from_the_embedded_database_queued_and_delivered_to_m
         })
     );
     assert_eq!(res["geo_lookup"]["provider"], "embedded");
+    assert_eq!(
+        res["geo_lookup"]["attribution"],
+        "IP Geolocation by DB-IP (https://db-ip.com)"
+    );
     assert_eq!(res["deliveries"][0]["destination"], "meta_capi");
     assert_eq!(res["deliveries"][0]["status"], "resolved");
 

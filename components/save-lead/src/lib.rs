@@ -26,6 +26,8 @@ use platform::{db, respond};
 
 mod sql;
 
+const DBIP_ATTRIBUTION: &str = "IP Geolocation by DB-IP (https://db-ip.com)";
+
 /// The geo providers, tried in the order the `geo_providers` variable lists them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Provider {
@@ -488,10 +490,13 @@ fn locate(
         let ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(Some(location)) => {
-                return (
-                    Some(location),
-                    json!({ "outcome": "found", "provider": name, "ms": ms, "tried": tried }),
-                )
+                let mut report =
+                    json!({ "outcome": "found", "provider": name, "ms": ms, "tried": tried });
+                if *provider == Provider::Embedded {
+                    // DB-IP Lite's licence (CC BY 4.0) asks for this wherever its results are shown.
+                    report["attribution"] = json!(DBIP_ATTRIBUTION);
+                }
+                return (Some(location), report);
             }
             Ok(None) => tried.push(json!({ "provider": name, "outcome": "not_found", "ms": ms })),
             Err(error) => tried

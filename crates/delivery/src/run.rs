@@ -173,8 +173,9 @@ pub fn run(
     let mut summary = Summary::default();
     let result = (|| {
         while summary.processed < limits.max_events && time_left() {
-            // Claims of up to 1,000 rows: a full Meta batch for one pixel.
-            let room = (limits.max_events - summary.processed).min(1000) as i32;
+            // Large claims: rows of many destinations arrive interleaved by
+            // due time, and each destination's share becomes one batch.
+            let room = (limits.max_events - summary.processed).min(5000) as i32;
             let claimed = claim(conn, &owner, lease_secs, room, scope, started_epoch)?;
             if claimed.is_empty() {
                 break;
