@@ -1,0 +1,171 @@
+//! `GET /admin/tracking-health/summary` (admin): the backoffice's health page
+//! at a glance — overall green / yellow / red and the rule that decided it,
+//! the last check, each metric of that check with value, threshold and
+//! colour, the open alerts, per destination over 24 h attempts, success rate
+//! and p50/p90/p99 latency, and ingest volume over 24 h against the same
+//! hours a week before.
+
+use serde_json::{json, Value};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::pg4::{Connection, DbValue, Decode};
+
+use health_checks::{status, Thresholds};
+use platform::{auth, db, respond};
+
+/// A check older than this means the monitor itself is not running.
+const STALE_AFTER_MINUTES: f64 = 45.0;
+
+const LAST_CHECK: &str = "
+SELECT rfc3339(checked_at), extract(epoch FROM now() - checked_at)::float8 / 60, results
+  FROM tracking_health_checks ORDER BY checked_at DESC LIMIT 1";
+
+const OPEN_ALERTS: &str = "
+SELECT id, alert_type, scope, severity, message, metric_value, threshold, rfc3339(created_at),
+       rfc3339(last_seen_at)
+  FROM tracking_health_alerts WHERE resolved_at IS NULL
+ ORDER BY severity = 'critical' DESC, created_at";
+
+const DESTINATIONS: &str = "
+SELECT a.destination_id::text, a.destination, count(*), avg((a.outcome = 'resolved')::int)::float8,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.latency_ms)::float8,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY a.latency_ms)::float8,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY a.latency_ms)::float8
+  FROM delivery_attempts a
+ WHERE a.attempted_at > now() - interval '24 hours'
+ GROUP BY 1, 2 ORDER BY 3 DESC";
+
+const INGEST: &str = "
+SELECT (SELECT count(*) FROM session_events WHERE received_at > now() - interval '24 hours'),
+       (SELECT count(*) FROM session_events
+         WHERE received_at > now() - interval '8 days' AND received_at <= now() - interval '7 days')";
+
+fn text(r: &[DbValue], i: usize) -> Option<String> {
+    Option::<String>::decode(&r[i]).ok().flatten()
+}
+
+fn float(r: &[DbValue], i: usize) -> Option<f64> {
+    Option::<f64>::decode(&r[i]).ok().flatten()
+}
+
+fn colour(status: &str) -> &'static str {
+    match status {
+        "critical" => "red",
+        "warning" => "yellow",
+        "insufficient_volume" => "grey",
+        _ => "green",
+    }
+}
+
+fn summary(conn: &Connection, t: &Thresholds) -> Result<Value, spin_sdk::pg4::PgError> {
+    let last = conn.query(LAST_CHECK, &[])?;
+    let (last_check, age_minutes, metrics) = match last.rows.first() {
+        Some(r) => (
+            text(r, 0),
+            float(r, 1),
+            Value::decode(&r[2]).unwrap_or(Value::Null),
+        ),
+        None => (None, None, Value::Null),
+    };
+    let metrics: Vec<Value> = metrics
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["scope"] == "global")
+        .map(|m| {
+            let s = status(m, t);
+            json!({
+                "metric": m["alert_type"], "value": m["metric_value"], "threshold": m["threshold"],
+                "volume": m["volume"], "status": s, "colour": colour(s),
+            })
+        })
+        .collect();
+    let alerts: Vec<Value> = conn
+        .query(OPEN_ALERTS, &[])?
+        .rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": i64::decode(&r[0]).ok(), "alert_type": text(r, 1), "scope": text(r, 2),
+                "severity": text(r, 3), "message": text(r, 4), "metric_value": float(r, 5),
+                "threshold": float(r, 6), "created_at": text(r, 7), "last_seen_at": text(r, 8),
+            })
+        })
+        .collect();
+    let destinations: Vec<Value> = conn
+        .query(DESTINATIONS, &[])?
+        .rows
+        .iter()
+        .map(|r| {
+            let rate = float(r, 3);
+            json!({
+                "destination_id": text(r, 0), "destination": text(r, 1),
+                "attempts": i64::decode(&r[2]).ok(), "success_rate": rate,
+                "colour": match rate { Some(x) if x >= 0.99 => "green", Some(x) if x >= 0.95 => "yellow", Some(_) => "red", None => "grey" },
+                "latency_ms": { "p50": float(r, 4), "p90": float(r, 5), "p99": float(r, 6) },
+            })
+        })
+        .collect();
+    let ingest = conn.query(INGEST, &[])?;
+    let (today, week_ago) = ingest
+        .rows
+        .first()
+        .map(|r| {
+            (
+                i64::decode(&r[0]).unwrap_or(0),
+                i64::decode(&r[1]).unwrap_or(0),
+            )
+        })
+        .unwrap_or_default();
+
+    let has = |sev: &str| alerts.iter().any(|a| a["severity"] == sev);
+    let stale = age_minutes.is_none_or(|m| m > STALE_AFTER_MINUTES);
+    let (overall, rule) = if has("critical") {
+        ("red", "at least one critical alert is open")
+    } else if has("warning") {
+        ("yellow", "warning alerts are open, none critical")
+    } else if stale {
+        (
+            "yellow",
+            "no alert open, but no check has run in the last 45 minutes",
+        )
+    } else {
+        ("green", "no alert open and the last check is recent")
+    };
+    Ok(json!({
+        "status": overall,
+        "rule": rule,
+        "last_check_at": last_check,
+        "metrics": metrics,
+        "open_alerts": alerts,
+        "destinations_24h": destinations,
+        "ingest": {
+            "events_24h": today,
+            "events_same_hours_week_before": week_ago,
+            "change": if week_ago > 0 { json!((today - week_ago) as f64 / week_ago as f64) } else { Value::Null },
+        },
+    }))
+}
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    if *req.method() != Method::Get {
+        return respond::method_not_allowed(&["GET"]);
+    }
+    if let Err(refusal) = auth::admin_or_refusal(&req) {
+        return refusal;
+    }
+    let thresholds = match Thresholds::from_variables() {
+        Ok(t) => t,
+        Err(e) => return respond::error(500, "misconfigured", &e),
+    };
+    let conn = match db::connect() {
+        Ok(c) => c,
+        Err(e) if e.is_unavailable() => return respond::error(503, "database_unavailable", &e.0),
+        Err(e) => return respond::error(500, "database_error", &e.0),
+    };
+    match summary(&conn, &thresholds) {
+        Ok(body) => respond::json(200, &body),
+        Err(e) => respond::error(500, "database_error", &db::describe(&e)),
+    }
+}

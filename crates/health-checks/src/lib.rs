@@ -1,0 +1,386 @@
+//! check-tracking-health: the thresholds (named constants with their reasons,
+//! overridable by Spin variables), and the check run shared by the cron and
+//! the HTTP trigger: compute every metric in SQL (`tracking_health_metrics`),
+//! apply them to the alerts in one statement (`apply_tracking_health_check`:
+//! open, update, escalate, auto-resolve, queue notifications), then send the
+//! queued notifications to the alert webhook.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+
+use platform::outbound::{self, HttpRequest};
+
+pub const JOB_NAME: &str = "check-tracking-health";
+
+/// Meta rates Event Match Quality 0–10 and calls 6+ good: below 7 most leads
+/// carry only one or two identifiers; below 4 matching is failing (the seed's
+/// "EMQ < 4.0" page).
+pub const EMQ_WARNING: f64 = 7.0;
+pub const EMQ_CRITICAL: f64 = 4.0;
+/// An average of fewer events swings with one lead: no EMQ alert below this.
+pub const EMQ_MIN_EVENTS: i64 = 20;
+/// The seed's "failed > 10": more than this many conversions waiting.
+pub const BACKLOG_CRITICAL: i64 = 10;
+/// More than 5 % of delivery attempts failing in an hour...
+pub const ERROR_RATE_CRITICAL: f64 = 0.05;
+/// ...out of at least this many, so 1 failure in 3 attempts pages nobody.
+pub const ERROR_RATE_MIN_ATTEMPTS: i64 = 20;
+/// No event accepted platform-wide for this long...
+pub const SILENCE_MINUTES: i64 = 30;
+/// ...while the same minutes a week earlier had at least this many: a total
+/// outage, not a quiet night.
+pub const SILENCE_MIN_EXPECTED: i64 = 20;
+
+/// The thresholds a check uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    pub emq_warning: f64,
+    pub emq_critical: f64,
+    pub emq_min_events: i64,
+    pub backlog_critical: i64,
+    pub error_rate_critical: f64,
+    pub error_rate_min_attempts: i64,
+    pub silence_minutes: i64,
+    pub silence_min_expected: i64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            emq_warning: EMQ_WARNING,
+            emq_critical: EMQ_CRITICAL,
+            emq_min_events: EMQ_MIN_EVENTS,
+            backlog_critical: BACKLOG_CRITICAL,
+            error_rate_critical: ERROR_RATE_CRITICAL,
+            error_rate_min_attempts: ERROR_RATE_MIN_ATTEMPTS,
+            silence_minutes: SILENCE_MINUTES,
+            silence_min_expected: SILENCE_MIN_EXPECTED,
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(name: &str, raw: &str, default: T) -> Result<T, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(default);
+    }
+    raw.parse()
+        .map_err(|_| format!("variable {name}: {raw:?} is not a number"))
+}
+
+impl Thresholds {
+    /// From `get(variable)`; empty values keep the built-in constant.
+    pub fn from_lookup(get: impl Fn(&str) -> Result<String, String>) -> Result<Thresholds, String> {
+        let d = Thresholds::default();
+        let t = Thresholds {
+            emq_warning: parse(
+                "health_emq_warning",
+                &get("health_emq_warning")?,
+                d.emq_warning,
+            )?,
+            emq_critical: parse(
+                "health_emq_critical",
+                &get("health_emq_critical")?,
+                d.emq_critical,
+            )?,
+            emq_min_events: parse(
+                "health_emq_min_events",
+                &get("health_emq_min_events")?,
+                d.emq_min_events,
+            )?,
+            backlog_critical: parse(
+                "health_backlog_critical",
+                &get("health_backlog_critical")?,
+                d.backlog_critical,
+            )?,
+            error_rate_critical: parse(
+                "health_error_rate_critical",
+                &get("health_error_rate_critical")?,
+                d.error_rate_critical,
+            )?,
+            error_rate_min_attempts: parse(
+                "health_error_rate_min_attempts",
+                &get("health_error_rate_min_attempts")?,
+                d.error_rate_min_attempts,
+            )?,
+            silence_minutes: parse(
+                "health_silence_minutes",
+                &get("health_silence_minutes")?,
+                d.silence_minutes,
+            )?,
+            silence_min_expected: parse(
+                "health_silence_min_expected",
+                &get("health_silence_min_expected")?,
+                d.silence_min_expected,
+            )?,
+        };
+        if t.emq_critical > t.emq_warning || t.emq_critical.is_nan() {
+            return Err("health_emq_critical must not be above health_emq_warning".into());
+        }
+        if t.silence_minutes < 1 {
+            return Err("health_silence_minutes must be at least 1".into());
+        }
+        Ok(t)
+    }
+
+    pub fn from_variables() -> Result<Thresholds, String> {
+        Thresholds::from_lookup(|name| {
+            spin_sdk::variables::get(name).map_err(|e| format!("variable {name}: {e}"))
+        })
+    }
+}
+
+/// Where alert notifications go (Spin variable `alert_webhook_url`; empty: nowhere).
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: Option<String>,
+    pub timeout: Duration,
+}
+
+impl Webhook {
+    pub fn from_variables() -> Webhook {
+        let url = spin_sdk::variables::get("alert_webhook_url").unwrap_or_default();
+        Webhook {
+            url: Some(url.trim().to_string()).filter(|u| !u.is_empty()),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+const METRICS: &str = "
+SELECT alert_type, scope, client_id::text, destination_id::text, metric_value, threshold, volume,
+       severity, message
+  FROM tracking_health_metrics($1::float8, $2::float8, $3::int4, $4::int4, $5::float8, $6::int4,
+                               $7::int4, $8::int4,
+                               coalesce((SELECT max(checked_at) FROM tracking_health_checks),
+                                        now() - interval '15 minutes'))";
+
+fn metrics(conn: &Connection, t: &Thresholds) -> anyhow::Result<Vec<Value>> {
+    let rows = conn
+        .query(
+            METRICS,
+            &[
+                ParameterValue::Floating64(t.emq_warning),
+                ParameterValue::Floating64(t.emq_critical),
+                ParameterValue::Int32(t.emq_min_events as i32),
+                ParameterValue::Int32(t.backlog_critical as i32),
+                ParameterValue::Floating64(t.error_rate_critical),
+                ParameterValue::Int32(t.error_rate_min_attempts as i32),
+                ParameterValue::Int32(t.silence_minutes as i32),
+                ParameterValue::Int32(t.silence_min_expected as i32),
+            ],
+        )
+        .map_err(|e| anyhow::anyhow!(platform::db::describe(&e)))
+        .context("computing the metrics")?;
+    Ok(rows
+        .rows
+        .iter()
+        .map(|r| {
+            let text = |i: usize| Option::<String>::decode(&r[i]).ok().flatten();
+            json!({
+                "alert_type": text(0), "scope": text(1), "client_id": text(2), "destination_id": text(3),
+                "metric_value": Option::<f64>::decode(&r[4]).ok().flatten(),
+                "threshold": Option::<f64>::decode(&r[5]).ok().flatten(),
+                "volume": Option::<i64>::decode(&r[6]).ok().flatten(),
+                "severity": text(7), "message": text(8),
+            })
+        })
+        .collect())
+}
+
+/// How many notifications went out, and how many wait for the next check.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sent {
+    pub sent: usize,
+    pub failed: usize,
+}
+
+/// Sends the queued notifications, oldest first, each at most once: a 2xx
+/// marks it sent; a failure leaves it for the next call. Without a webhook
+/// they are settled as `no_webhook`, so configuring one later does not
+/// replay history.
+pub fn send_notifications(conn: &Connection, webhook: &Webhook) -> anyhow::Result<Sent> {
+    let db = |e: spin_sdk::pg4::PgError| anyhow::anyhow!(platform::db::describe(&e));
+    let Some(url) = &webhook.url else {
+        conn.execute(
+            "UPDATE alert_notifications SET sent_at = now(), outcome = 'no_webhook' WHERE sent_at IS NULL",
+            &[],
+        )
+        .map_err(db)?;
+        return Ok(Sent::default());
+    };
+    let rows = conn
+        .query(
+            "SELECT n.id, n.transition, n.text, a.id, a.alert_type, a.scope, a.severity, a.metric_value, a.threshold
+               FROM alert_notifications n JOIN tracking_health_alerts a ON a.id = n.alert_id
+              WHERE n.sent_at IS NULL ORDER BY n.id LIMIT 100",
+            &[],
+        )
+        .map_err(db)?;
+    let mut sent = Sent::default();
+    for r in &rows.rows {
+        let id = i64::decode(&r[0]).map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        let text = |i: usize| Option::<String>::decode(&r[i]).ok().flatten();
+        // Slack-compatible: `text` is what a Slack incoming webhook shows.
+        let body = json!({
+            "text": text(2),
+            "transition": text(1),
+            "alert": {
+                "id": i64::decode(&r[3]).ok(), "alert_type": text(4), "scope": text(5), "severity": text(6),
+                "metric_value": Option::<f64>::decode(&r[7]).ok().flatten(),
+                "threshold": Option::<f64>::decode(&r[8]).ok().flatten(),
+            },
+        });
+        let request = HttpRequest {
+            method: "POST".into(),
+            url: url.clone(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        };
+        let error = match outbound::send(&request, webhook.timeout) {
+            Ok(res) if (200..300).contains(&res.status) => None,
+            Ok(res) => Some(format!("HTTP {}", res.status)),
+            Err(e) => Some(e.to_string()),
+        };
+        match error {
+            None => {
+                conn.execute(
+                    "UPDATE alert_notifications SET sent_at = now(), outcome = 'sent', attempts = attempts + 1 WHERE id = $1",
+                    &[ParameterValue::Int64(id)],
+                )
+                .map_err(db)?;
+                sent.sent += 1;
+            }
+            Some(error) => {
+                conn.execute(
+                    "UPDATE alert_notifications SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                    &[ParameterValue::Int64(id), ParameterValue::Str(error)],
+                )
+                .map_err(db)?;
+                sent.failed += 1;
+                // Keep the order of transitions: the rest waits for the next check.
+                break;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// The status of one metric row: its severity, `insufficient_volume`, or `ok`.
+pub fn status(m: &Value, t: &Thresholds) -> &'static str {
+    match m["severity"].as_str() {
+        Some("critical") => "critical",
+        Some("warning") => "warning",
+        _ => {
+            let volume = m["volume"].as_i64().unwrap_or(0);
+            match m["alert_type"].as_str() {
+                Some("emq_low") if volume < t.emq_min_events => "insufficient_volume",
+                Some("delivery_error_rate") if volume < t.error_rate_min_attempts => {
+                    "insufficient_volume"
+                }
+                Some("ingest_silence") if volume < t.silence_min_expected => "insufficient_volume",
+                _ => "ok",
+            }
+        }
+    }
+}
+
+/// One check: metrics, alerts, notifications. Returns the endpoint's report.
+pub fn run_check(conn: &Connection, t: &Thresholds, webhook: &Webhook) -> anyhow::Result<Value> {
+    let metrics = metrics(conn, t)?;
+    let applied = conn
+        .query(
+            "SELECT opened, updated, escalated, resolved, check_id FROM apply_tracking_health_check($1::jsonb)",
+            &[ParameterValue::Jsonb(serde_json::to_vec(&metrics)?)],
+        )
+        .map_err(|e| anyhow::anyhow!(platform::db::describe(&e)))
+        .context("applying the alerts")?;
+    let row = applied
+        .rows
+        .first()
+        .context("apply_tracking_health_check returned no row")?;
+    let count = |i: usize| i32::decode(&row[i]).unwrap_or(0);
+    // Alert state is written; a webhook that is down only delays the messages.
+    let notifications = match send_notifications(conn, webhook) {
+        Ok(s) => json!({ "sent": s.sent, "waiting": s.failed }),
+        Err(e) => json!({ "error": format!("{e:#}") }),
+    };
+    let checks: Vec<Value> = metrics
+        .iter()
+        .map(|m| {
+            json!({
+                "alert_type": m["alert_type"], "scope": m["scope"], "value": m["metric_value"],
+                "threshold": m["threshold"], "volume": m["volume"], "status": status(m, t),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "alerts_opened": count(0),
+        "alerts_updated": count(1),
+        "alerts_escalated": count(2),
+        "alerts_resolved": count(3),
+        "check_id": i64::decode(&row[4]).ok(),
+        "notifications": notifications,
+        "checks": checks,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Result<String, String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k: &str| Ok(map.get(k).cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn empty_variables_keep_the_constants() {
+        assert_eq!(
+            Thresholds::from_lookup(lookup(&[])).unwrap(),
+            Thresholds::default()
+        );
+    }
+
+    #[test]
+    fn variables_override_and_are_checked() {
+        let t = Thresholds::from_lookup(lookup(&[
+            ("health_backlog_critical", "50"),
+            ("health_emq_warning", "6.5"),
+        ]))
+        .unwrap();
+        assert_eq!((t.backlog_critical, t.emq_warning), (50, 6.5));
+        assert!(
+            Thresholds::from_lookup(lookup(&[("health_backlog_critical", "many")]))
+                .unwrap_err()
+                .contains("health_backlog_critical")
+        );
+        assert!(Thresholds::from_lookup(lookup(&[("health_emq_critical", "8")])).is_err());
+        assert!(Thresholds::from_lookup(lookup(&[("health_silence_minutes", "0")])).is_err());
+    }
+
+    #[test]
+    fn statuses_say_when_volume_is_too_low_to_judge() {
+        let t = Thresholds::default();
+        let m = |kind: &str, severity: Option<&str>, volume: i64| json!({ "alert_type": kind, "severity": severity, "volume": volume });
+        assert_eq!(status(&m("emq_low", None, 5), &t), "insufficient_volume");
+        assert_eq!(status(&m("emq_low", None, 50), &t), "ok");
+        assert_eq!(status(&m("emq_low", Some("warning"), 50), &t), "warning");
+        assert_eq!(
+            status(&m("delivery_error_rate", None, 3), &t),
+            "insufficient_volume"
+        );
+        assert_eq!(
+            status(&m("failed_events_backlog", Some("critical"), 11), &t),
+            "critical"
+        );
+        assert_eq!(status(&m("failed_events_backlog", None, 0), &t), "ok");
+    }
+}
