@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 
 use spin_local::{App, LoadOptions, VariableSources};
 
+mod alerts;
 mod detector;
 mod ingest;
 mod leads;
@@ -86,6 +87,19 @@ enum Command {
             default_value = "postgres://postgres@localhost:5432/geoip_full?sslmode=disable"
         )]
         database_url: String,
+    },
+    /// check-tracking-health with `--millions` million delivery attempts and
+    /// 1M outbox rows: the check's duration and the summary's p50/p99.
+    Alerts {
+        #[arg(
+            long,
+            default_value = "postgres://postgres@localhost:5432/tracking_alerts_bench?sslmode=disable"
+        )]
+        database_url: String,
+        #[arg(long, default_value_t = 10)]
+        millions: i64,
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
     },
     /// Draining 10,000 pending Meta events against a local fake answering in
     /// 50 ms: deliveries per second and HTTP requests made.
@@ -193,7 +207,15 @@ pub(crate) async fn drive_with(
     duration: Duration,
     make_body: BodyMaker,
 ) -> Result<Figures> {
-    drive_full(addr, path, concurrency, duration, make_body, Arc::new(Vec::new)).await
+    drive_full(
+        addr,
+        path,
+        concurrency,
+        duration,
+        make_body,
+        Arc::new(Vec::new),
+    )
+    .await
 }
 
 /// Like [`drive_with`], with extra headers made per request. Any 2xx is a success.
@@ -355,6 +377,11 @@ async fn main() -> Result<()> {
             seconds,
             database_url,
         } => leads::run(seconds, database_url).await,
+        Command::Alerts {
+            database_url,
+            millions,
+            requests,
+        } => alerts::run(database_url, millions, requests).await,
         Command::Retry {
             database_url,
             events,

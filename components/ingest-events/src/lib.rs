@@ -15,6 +15,7 @@ use ingest::device::{parse_user_agent, Device, PARSER};
 use ingest::sessions::{self, LastSession, Timed};
 use ingest::site::{self, Site};
 use ingest::{parse_batch, validate_event, EventRow, Rejection, RequestError};
+use platform::cors::{self, with_cors};
 use platform::{db, respond};
 
 mod sql;
@@ -66,15 +67,6 @@ fn client_error(status: u16, code: &'static str, message: String, field: Option<
         message,
         field: field.map(str::to_string),
     })
-}
-
-/// Adds the CORS answer for an allowed origin.
-fn with_cors(mut response: Response, origin: Option<&str>) -> Response {
-    if let Some(origin) = origin {
-        response.set_header("access-control-allow-origin", origin);
-        response.set_header("vary", "Origin");
-    }
-    response
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Response {
@@ -187,21 +179,9 @@ fn preflight(req: &Request) -> Response {
         }
     };
     if !allowed {
-        return respond::error(
-            403,
-            "origin_not_allowed",
-            &format!("origin {origin:?} is not allowed to send events"),
-        );
+        return cors::origin_refused(&origin, "events");
     }
-    let mut response = Response::builder()
-        .status(204)
-        .header("access-control-allow-methods", "POST, OPTIONS")
-        .header("access-control-allow-headers", "content-type")
-        .header("access-control-max-age", "600")
-        .build();
-    response.set_header("access-control-allow-origin", origin);
-    response.set_header("vary", "Origin");
-    response
+    cors::preflight_allowed(&origin)
 }
 
 fn ingest(req: &Request) -> Response {

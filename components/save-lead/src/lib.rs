@@ -21,6 +21,7 @@ use ingest::site::{self, Site};
 use leads::geo::{self, IpLocation};
 use leads::lead::{self, LeadError};
 use leads::{conversions, ip_api, ip_scope, normalize};
+use platform::cors::{self, with_cors};
 use platform::outbound::{self, HttpRequest};
 use platform::{db, respond};
 
@@ -108,14 +109,6 @@ fn lead_error(e: LeadError) -> Response {
     )
 }
 
-fn with_cors(mut response: Response, origin: Option<&str>) -> Response {
-    if let Some(origin) = origin {
-        response.set_header("access-control-allow-origin", origin);
-        response.set_header("vary", "Origin");
-    }
-    response
-}
-
 fn db_failure(e: &db::DbError) -> Response {
     if e.is_unavailable() {
         respond::error(
@@ -198,13 +191,7 @@ fn preflight(req: &Request) -> Response {
             "a CORS preflight needs an Origin header",
         );
     };
-    let refused = || {
-        respond::error(
-            403,
-            "origin_not_allowed",
-            &format!("origin {origin:?} is not allowed to send leads"),
-        )
-    };
+    let refused = || cors::origin_refused(&origin, "leads");
     let Some(host) = site::origin_host(&origin) else {
         return refused();
     };
@@ -223,15 +210,7 @@ fn preflight(req: &Request) -> Response {
         Ok(_) => return refused(),
         Err(e) => return db_failure(&db::DbError::from(e)),
     }
-    let mut response = Response::builder()
-        .status(204)
-        .header("access-control-allow-methods", "POST, OPTIONS")
-        .header("access-control-allow-headers", "content-type")
-        .header("access-control-max-age", "600")
-        .build();
-    response.set_header("access-control-allow-origin", origin);
-    response.set_header("vary", "Origin");
-    response
+    cors::preflight_allowed(&origin)
 }
 
 fn save(req: &Request) -> Response {

@@ -26,14 +26,10 @@ SELECT id, alert_type, scope, severity, message, metric_value, threshold, rfc333
   FROM tracking_health_alerts WHERE resolved_at IS NULL
  ORDER BY severity = 'critical' DESC, created_at";
 
+/// migrations/V11: per destination over 24 h.
 const DESTINATIONS: &str = "
-SELECT a.destination_id::text, a.destination, count(*), avg((a.outcome = 'resolved')::int)::float8,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.latency_ms)::float8,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY a.latency_ms)::float8,
-       percentile_cont(0.99) WITHIN GROUP (ORDER BY a.latency_ms)::float8
-  FROM delivery_attempts a
- WHERE a.attempted_at > now() - interval '24 hours'
- GROUP BY 1, 2 ORDER BY 3 DESC";
+SELECT destination_id::text, destination, attempts, success_rate, p50, p90, p99
+  FROM destination_delivery_stats_24h() ORDER BY attempts DESC";
 
 const INGEST: &str = "
 SELECT (SELECT count(*) FROM session_events WHERE received_at > now() - interval '24 hours'),

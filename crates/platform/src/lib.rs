@@ -5,6 +5,7 @@
 //! Kept free of business logic: domain crates sit beside this one.
 
 pub mod auth;
+pub mod cors;
 pub mod db;
 pub mod jobs;
 pub mod outbound;
