@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use spin_local::{App, LoadOptions, VariableSources};
 
 mod alerts;
+mod analytics;
 mod detector;
 mod ingest;
 mod leads;
@@ -72,6 +73,24 @@ enum Command {
         database_url: String,
         #[arg(long, default_value_t = 10)]
         millions: i64,
+    },
+    /// Widget analytics: 10,000 clients, `--millions` million raw events,
+    /// sessions and two years of daily stats; the nightly rollup + retention
+    /// (the real cron component) and p50/p99 of each read endpoint.
+    Analytics {
+        #[arg(
+            long,
+            default_value = "postgres://postgres@localhost:5432/tracking_analytics_bench?sslmode=disable"
+        )]
+        database_url: String,
+        #[arg(long, default_value_t = 50)]
+        millions: i64,
+        /// Measured requests per endpoint (after 20 of warm-up).
+        #[arg(long, default_value_t = 500)]
+        requests: usize,
+        /// Reuse the data of an earlier run (reads only).
+        #[arg(long)]
+        skip_generate: bool,
     },
     /// POST /v1/leads with the embedded geo provider (the full DB-IP data:
     /// import it first with scripts/import-geoip) and with the remote
@@ -373,6 +392,12 @@ async fn main() -> Result<()> {
             database_url,
             millions,
         } => detector::run(database_url, millions).await,
+        Command::Analytics {
+            database_url,
+            millions,
+            requests,
+            skip_generate,
+        } => analytics::run(database_url, millions, requests, skip_generate).await,
         Command::Leads {
             seconds,
             database_url,

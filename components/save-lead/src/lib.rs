@@ -282,11 +282,30 @@ fn save(req: &Request) -> Response {
         (None, json!({ "outcome": "not_needed" }))
     };
     let address = geo::merge(&user, &ai, location.as_ref());
-    let phone_country = address
-        .country
-        .as_deref()
-        .or(client.default_country.as_deref());
-    let contact = match lead::validate_contact(&lead, phone_country, client.contact_required) {
+    // National phone numbers: read with the country the visitor or the
+    // assistant gave, else the client's market, else where the IP is.
+    let mut phone_countries: Vec<&str> = Vec::new();
+    let given = address
+        .sources
+        .get("country")
+        .is_some_and(|s| *s != geo::Source::Ip);
+    let ordered = if given {
+        [
+            address.country.as_deref(),
+            client.default_country.as_deref(),
+        ]
+    } else {
+        [
+            client.default_country.as_deref(),
+            address.country.as_deref(),
+        ]
+    };
+    for c in ordered.into_iter().flatten() {
+        if !phone_countries.contains(&c) {
+            phone_countries.push(c);
+        }
+    }
+    let contact = match lead::validate_contact(&lead, &phone_countries, client.contact_required) {
         Ok(c) => c,
         Err(e) => return with_cors(lead_error(e), cors),
     };

@@ -47,12 +47,12 @@ fn handle(req: Request) -> Response {
         Ok(r) => r,
         Err(e) => return respond::error(500, "database_error", &db::describe(&e)),
     };
-    match rows.rows.first().map(|r| bool::decode(&r[0])) {
+    match rows.rows.first().map(|r| bool::decode(&r[0]).ok()) {
         None => respond::json(
             404,
             &respond::error_body("unknown_alert", &format!("no alert {id}"), Some("id")),
         ),
-        Some(Ok(false)) => respond::error(
+        Some(Some(false)) => respond::error(
             409,
             "already_resolved",
             &format!("alert {id} is already resolved"),

@@ -53,7 +53,7 @@ fn colour(status: &str) -> &'static str {
     }
 }
 
-fn summary(conn: &Connection, t: &Thresholds) -> Result<Value, spin_sdk::pg4::PgError> {
+fn summary(conn: &Connection, t: &Thresholds) -> Result<Value, db::DbError> {
     let last = conn.query(LAST_CHECK, &[])?;
     let (last_check, age_minutes, metrics) = match last.rows.first() {
         Some(r) => (
@@ -162,6 +162,6 @@ fn handle(req: Request) -> Response {
     };
     match summary(&conn, &thresholds) {
         Ok(body) => respond::json(200, &body),
-        Err(e) => respond::error(500, "database_error", &db::describe(&e)),
+        Err(e) => respond::error(500, "database_error", &e.0),
     }
 }

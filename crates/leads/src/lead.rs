@@ -250,10 +250,12 @@ pub struct Contact {
 /// Validates email and phone. With `contact_required` (the client's
 /// `lead_contact_required`), an invalid email or phone is a 400 naming it, and
 /// a lead needs at least one of them; without it, invalid values are set aside
-/// and reported, and the lead is kept. `country` helps read national numbers.
+/// and reported, and the lead is kept. `countries` read national numbers
+/// (written without a country code): tried in order, the first that reads
+/// the number wins.
 pub fn validate_contact(
     lead: &LeadRequest,
-    country: Option<&str>,
+    countries: &[&str],
     contact_required: bool,
 ) -> Result<Contact, LeadError> {
     let mut contact = Contact::default();
@@ -272,7 +274,20 @@ pub fn validate_contact(
         }
     }
     if let Some(raw) = &lead.phone {
-        match crate::normalize::phone_e164(raw, country) {
+        let mut parsed = crate::normalize::phone_e164(raw, None);
+        for country in countries {
+            if parsed.is_ok() {
+                break;
+            }
+            parsed = crate::normalize::phone_e164(raw, Some(country)).map_err(|e| {
+                // Report the reason for the most likely country (the first).
+                match &parsed {
+                    Err(first) if *country != countries[0] => first.clone(),
+                    _ => e,
+                }
+            });
+        }
+        match parsed {
             Ok(p) => contact.phone = Some(p),
             Err(reason) if contact_required => {
                 return Err(LeadError::field(
@@ -367,33 +382,46 @@ mod tests {
     #[test]
     fn contact_rules_depend_on_the_client() {
         let l = parse(&body(r#","email":"not-an-email","phone":"(415) 555-0123""#)).unwrap();
-        let e = validate_contact(&l, Some("US"), true).unwrap_err();
+        let e = validate_contact(&l, &["US"], true).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("email"));
-        let c = validate_contact(&l, Some("US"), false).unwrap();
+        let c = validate_contact(&l, &["US"], false).unwrap();
         assert_eq!(c.email, None);
         assert_eq!(c.phone.as_deref(), Some("+14155550123"));
         assert_eq!(c.invalid[0]["field"], "email");
 
         let l = parse(&body(r#","email":"jane@example.com","phone":"12""#)).unwrap();
         assert_eq!(
-            validate_contact(&l, Some("US"), true)
+            validate_contact(&l, &["US"], true)
                 .unwrap_err()
                 .field
                 .as_deref(),
             Some("phone")
         );
         assert_eq!(
-            validate_contact(&l, Some("US"), false)
+            validate_contact(&l, &["US"], false)
                 .unwrap()
                 .email
                 .as_deref(),
             Some("jane@example.com")
         );
 
-        let l = parse(&body("")).unwrap();
-        assert!(validate_contact(&l, None, true).is_err());
+        // A national number is read with the first country that fits it.
+        let l = parse(&body(r#","phone":"030 1234567""#)).unwrap();
+        let c = validate_contact(&l, &["US", "DE"], true).unwrap();
+        assert_eq!(c.phone.as_deref(), Some("+49301234567"));
+        let l = parse(&body(r#","phone":"+44 20 7946 0958""#)).unwrap();
         assert_eq!(
-            validate_contact(&l, None, false).unwrap(),
+            validate_contact(&l, &["US"], true)
+                .unwrap()
+                .phone
+                .as_deref(),
+            Some("+442079460958")
+        );
+
+        let l = parse(&body("")).unwrap();
+        assert!(validate_contact(&l, &[], true).is_err());
+        assert_eq!(
+            validate_contact(&l, &[], false).unwrap(),
             Contact::default()
         );
     }

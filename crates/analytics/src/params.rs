@@ -1,0 +1,361 @@
+//! The read API's query parameters, validated before anything reaches SQL:
+//! `from`, `to` (dates, inclusive), `tz` (IANA name), `limit`, and for
+//! `sessions` the filters `device`, `source` and the `cursor`. Each error
+//! names the parameter at fault.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+/// The widest range one request may ask for, in days.
+pub const MAX_RANGE_DAYS: i64 = 400;
+/// The range when neither `from` nor `to` is given: the last 30 days.
+pub const DEFAULT_RANGE_DAYS: i64 = 30;
+/// `limit` is 1..=MAX_LIMIT.
+pub const MAX_LIMIT: i64 = 100;
+pub const DEFAULT_LIMIT: i64 = 20;
+const MAX_SOURCE_CHARS: usize = 200;
+const MAX_CURSOR_CHARS: usize = 512;
+
+/// The read endpoints under `/admin/analytics/{client_id}/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Summary,
+    Trends,
+    Events,
+    Active,
+    Sessions,
+    TrafficSources,
+    Devices,
+}
+
+impl Endpoint {
+    /// The last path segment of the endpoint.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Summary => "summary",
+            Endpoint::Trends => "trends",
+            Endpoint::Events => "events",
+            Endpoint::Active => "active",
+            Endpoint::Sessions => "sessions",
+            Endpoint::TrafficSources => "traffic-sources",
+            Endpoint::Devices => "devices",
+        }
+    }
+
+    /// The query parameters this endpoint accepts; any other is refused.
+    pub fn accepts(self) -> &'static [&'static str] {
+        match self {
+            Endpoint::Summary | Endpoint::Trends => &["from", "to", "tz"],
+            Endpoint::Events | Endpoint::TrafficSources | Endpoint::Devices => {
+                &["from", "to", "tz", "limit"]
+            }
+            Endpoint::Active => &["tz", "limit"],
+            Endpoint::Sessions => &["from", "to", "tz", "limit", "device", "source", "cursor"],
+        }
+    }
+}
+
+/// A refused parameter: 400 with the parameter's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamError {
+    pub code: &'static str,
+    pub message: String,
+    pub field: String,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ParamError {
+    ParamError {
+        code: "invalid_parameter",
+        message: message.into(),
+        field: field.to_string(),
+    }
+}
+
+/// The validated query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub tz: Tz,
+    pub limit: i64,
+    pub device: Option<String>,
+    pub source: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl Query {
+    /// `from`..`to` as days: to − from + 1.
+    pub fn days(&self) -> i64 {
+        (self.to - self.from).num_days() + 1
+    }
+
+    /// The range of the same length just before this one (for comparisons).
+    pub fn previous(&self) -> (NaiveDate, NaiveDate) {
+        let n = self.days();
+        (self.from - Duration::days(n), self.from - Duration::days(1))
+    }
+
+    /// Midnight of `date` in `tz` as a UTC instant (the earliest one when a
+    /// DST change makes midnight ambiguous; the first instant of the day when
+    /// it skips midnight).
+    pub fn start_of(&self, date: NaiveDate) -> DateTime<Utc> {
+        start_of_day(date, self.tz)
+    }
+}
+
+/// Midnight of `date` in `tz` as a UTC instant.
+pub fn start_of_day(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    let mut local = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+    // A zone that skips midnight (DST at 00:00) starts the day later.
+    for _ in 0..4 {
+        if let Some(t) = local.and_local_timezone(tz).earliest() {
+            return t.with_timezone(&Utc);
+        }
+        local += Duration::minutes(30);
+    }
+    local.and_utc()
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ParamError> {
+    let bad = || {
+        invalid(
+            field,
+            format!("{field} {value:?} is not a date (YYYY-MM-DD)"),
+        )
+    };
+    if value.len() != 10 {
+        return Err(bad());
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| bad())
+}
+
+/// Validates the query string of `endpoint` as of `now`.
+pub fn parse(endpoint: Endpoint, raw: &str, now: DateTime<Utc>) -> Result<Query, ParamError> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(k).ok_or_else(|| invalid(k, "malformed percent-encoding"))?;
+        let value = percent_decode(v).ok_or_else(|| invalid(&key, "malformed percent-encoding"))?;
+        if !endpoint.accepts().contains(&key.as_str()) {
+            return Err(invalid(
+                &key,
+                format!(
+                    "unknown parameter {key:?}; {} accepts {}",
+                    endpoint.name(),
+                    endpoint.accepts().join(", ")
+                ),
+            ));
+        }
+        if seen.iter().any(|(k, _)| *k == key) {
+            return Err(invalid(&key, format!("{key} is given more than once")));
+        }
+        seen.push((key, value));
+    }
+    let get = |name: &str| {
+        seen.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+
+    let tz = match get("tz") {
+        None => Tz::UTC,
+        Some(name) => Tz::from_str(name)
+            .map_err(|_| invalid("tz", format!("tz {name:?} is not an IANA time zone name")))?,
+    };
+    let today = now.with_timezone(&tz).date_naive();
+    let to = get("to").map(|v| parse_date("to", v)).transpose()?;
+    let from = get("from").map(|v| parse_date("from", v)).transpose()?;
+    let (from, to) = match (from, to) {
+        (Some(f), Some(t)) => (f, t),
+        (Some(f), None) => (f, today),
+        (None, Some(t)) => (t - Duration::days(DEFAULT_RANGE_DAYS - 1), t),
+        (None, None) => (today - Duration::days(DEFAULT_RANGE_DAYS - 1), today),
+    };
+    if to > today {
+        return Err(invalid(
+            "to",
+            format!("to {to} is after today ({today} in {tz})"),
+        ));
+    }
+    if from > to {
+        return Err(invalid("from", format!("from {from} is after to {to}")));
+    }
+    let days = (to - from).num_days() + 1;
+    if days > MAX_RANGE_DAYS {
+        return Err(invalid(
+            "from",
+            format!("the range {from}..{to} spans {days} days; at most {MAX_RANGE_DAYS}"),
+        ));
+    }
+    let limit = match get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(invalid(
+                    "limit",
+                    format!("limit {v:?} must be a whole number from 1 to {MAX_LIMIT}"),
+                ))
+            }
+        },
+    };
+    let device = match get("device") {
+        None => None,
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= 32
+                && v.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            Some(v.to_string())
+        }
+        Some(v) => {
+            return Err(invalid(
+                "device",
+                format!("device {v:?} must be a device type such as desktop, mobile, tablet"),
+            ))
+        }
+    };
+    let source = match get("source") {
+        None => None,
+        Some(v) if !v.is_empty() && v.chars().count() <= MAX_SOURCE_CHARS => Some(v.to_string()),
+        Some(_) => {
+            return Err(invalid(
+                "source",
+                format!("source must be 1 to {MAX_SOURCE_CHARS} characters"),
+            ))
+        }
+    };
+    let cursor = match get("cursor") {
+        None => None,
+        Some(v) if !v.is_empty() && v.len() <= MAX_CURSOR_CHARS => Some(v.to_string()),
+        Some(_) => return Err(invalid("cursor", "cursor is not one this API issued")),
+    };
+    Ok(Query {
+        from,
+        to,
+        tz,
+        limit,
+        device,
+        source,
+        cursor,
+    })
+}
+
+/// Whether `s` is a UUID in its canonical textual form (any case).
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 3, 30, 0).unwrap()
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn err(endpoint: Endpoint, q: &str) -> String {
+        parse(endpoint, q, now()).unwrap_err().field
+    }
+
+    #[test]
+    fn defaults_are_the_last_30_days_in_utc() {
+        let q = parse(Endpoint::Summary, "", now()).unwrap();
+        assert_eq!((q.from, q.to), (date("2026-10-24"), date("2026-11-22")));
+        assert_eq!(q.days(), 30);
+        assert_eq!(q.previous(), (date("2026-09-24"), date("2026-10-23")));
+        assert_eq!(q.limit, DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn today_is_the_date_in_the_time_zone() {
+        // 03:30 UTC is still the 21st in New York: the 22nd is in the future there.
+        let q = parse(Endpoint::Trends, "tz=America%2FNew_York", now()).unwrap();
+        assert_eq!(q.to, date("2026-11-21"));
+        assert_eq!(
+            err(Endpoint::Trends, "tz=America/New_York&to=2026-11-22"),
+            "to"
+        );
+        let q = parse(Endpoint::Trends, "tz=Asia/Tokyo&to=2026-11-22", now()).unwrap();
+        assert_eq!(
+            q.start_of(q.to),
+            Utc.with_ymd_and_hms(2026, 11, 21, 15, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_input_names_the_parameter() {
+        let e = Endpoint::Sessions;
+        assert_eq!(err(e, "from=2026-11-10&to=2026-11-01"), "from");
+        assert_eq!(err(e, "from=2025-01-01&to=2026-11-01"), "from");
+        assert!(parse(e, "from=2025-10-19&to=2026-11-22", now()).is_ok()); // 400 days
+        assert_eq!(err(e, "from=2025-10-18&to=2026-11-22"), "from"); // 401 days
+        assert_eq!(err(e, "from=2026-13-01"), "from");
+        assert_eq!(err(e, "from=2026-1-01"), "from");
+        assert_eq!(err(e, "to=yesterday"), "to");
+        assert_eq!(err(e, "tz=Mars/Olympus"), "tz");
+        assert_eq!(err(e, "tz=%ZZ"), "tz");
+        assert_eq!(err(e, "limit=0"), "limit");
+        assert_eq!(err(e, "limit=101"), "limit");
+        assert_eq!(err(e, "limit=ten"), "limit");
+        assert_eq!(err(e, "device=Desktop;DROP"), "device");
+        assert_eq!(err(e, "source="), "source");
+        assert_eq!(err(e, "cursor="), "cursor");
+        assert_eq!(err(e, "limit=5&limit=6"), "limit");
+        assert_eq!(err(e, "sort=asc"), "sort");
+        assert_eq!(err(Endpoint::Summary, "limit=5"), "limit");
+        assert_eq!(err(Endpoint::Active, "from=2026-11-01"), "from");
+    }
+
+    #[test]
+    fn filters_are_decoded() {
+        let q = parse(
+            Endpoint::Sessions,
+            "device=mobile&source=news+letter%2Fx&limit=100",
+            now(),
+        )
+        .unwrap();
+        assert_eq!(q.device.as_deref(), Some("mobile"));
+        assert_eq!(q.source.as_deref(), Some("news letter/x"));
+        assert_eq!(q.limit, 100);
+    }
+
+    #[test]
+    fn uuids() {
+        assert!(is_uuid("6F1C8B7E-1234-4A5B-9C8D-0123456789ab"));
+        assert!(!is_uuid("6f1c8b7e12344a5b9c8d0123456789ab"));
+        assert!(!is_uuid("6f1c8b7e-1234-4a5b-9c8d-0123456789ag"));
+    }
+}

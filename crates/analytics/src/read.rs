@@ -1,0 +1,475 @@
+//! The read API under `/admin/analytics/{client_id}/`: one function per
+//! endpoint, each one statement that answers NULL (or no row) for an unknown
+//! client. Past days come from `widget_daily_stats`, today (and yesterday
+//! until the nightly rollup has run) from raw events, both through
+//! `analytics_client_days` so they count alike. Every value reaches SQL as a
+//! bound parameter.
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde_json::{json, Map, Value};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue};
+
+use platform::{auth, db, respond};
+
+use crate::cursor::{self, Position};
+use crate::params::{self, Endpoint, Query};
+
+/// Sessions with an event in this many minutes count as active.
+pub const ACTIVE_WINDOW_MINUTES: i64 = 30;
+
+/// The additive figures of a range, as a JSON object (`s` = the days).
+const TOTALS: &str = "jsonb_build_object(
+    'sessions', coalesce(sum(s.sessions), 0)::int8,
+    'unique_visitors', coalesce(sum(s.unique_visitors), 0)::int8,
+    'new_visitors', coalesce(sum(s.new_visitors), 0)::int8,
+    'returning_visitors', coalesce(sum(s.returning_visitors), 0)::int8,
+    'events', coalesce(sum(s.events), 0)::int8,
+    'impressions', coalesce(sum(s.impressions), 0)::int8,
+    'opens', coalesce(sum(s.opens), 0)::int8,
+    'chats_started', coalesce(sum(s.chats_started), 0)::int8,
+    'messages', coalesce(sum(s.messages), 0)::int8,
+    'forms_submitted', coalesce(sum(s.forms_submitted), 0)::int8,
+    'converted_sessions', coalesce(sum(s.converted_sessions), 0)::int8,
+    'conversion_rate', CASE WHEN sum(s.sessions) > 0
+        THEN round(sum(s.converted_sessions)::numeric / sum(s.sessions), 4) ELSE 0 END,
+    'avg_session_duration_s', CASE WHEN sum(s.sessions) > 0
+        THEN round((sum(s.total_session_seconds) / sum(s.sessions))::numeric, 1) ELSE 0 END,
+    'bot_sessions', coalesce(sum(s.bot_sessions), 0)::int8,
+    'bot_visitors', coalesce(sum(s.bot_visitors), 0)::int8,
+    'bot_events', coalesce(sum(s.bot_events), 0)::int8)";
+
+fn bad_request(code: &str, message: &str, field: &str) -> Response {
+    respond::json(400, &respond::error_body(code, message, Some(field)))
+}
+
+fn db_error(e: db::DbError) -> Response {
+    if e.is_unavailable() {
+        respond::error(503, "database_unavailable", &e.to_string())
+    } else {
+        respond::error(500, "internal_error", &e.to_string())
+    }
+}
+
+fn unknown_client(client_id: &str) -> Response {
+    respond::json(
+        404,
+        &respond::error_body(
+            "unknown_client",
+            &format!("no client {client_id}"),
+            Some("client_id"),
+        ),
+    )
+}
+
+/// The `{client_id}` segment of `/admin/analytics/{client_id}/<endpoint>`.
+fn client_segment(req: &Request) -> Option<String> {
+    if let Some(v) = req
+        .header("spin-path-match-client_id")
+        .and_then(|h| h.as_str())
+    {
+        return Some(v.to_string());
+    }
+    let mut segments = req.path().split('/').filter(|s| !s.is_empty());
+    segments.find(|s| *s == "analytics")?;
+    segments.next().map(str::to_string)
+}
+
+fn text(v: impl ToString) -> ParameterValue {
+    ParameterValue::Str(v.to_string())
+}
+
+fn opt_text(v: Option<&str>) -> ParameterValue {
+    v.map(text).unwrap_or(ParameterValue::DbNull)
+}
+
+fn first_text(
+    conn: &Connection,
+    sql: &str,
+    params: &[ParameterValue],
+) -> Result<Option<String>, db::DbError> {
+    let rows = conn.query(sql, params)?;
+    Ok(rows
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|v| Option::<String>::decode(v).ok().flatten()))
+}
+
+fn parse_json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or(Value::Null)
+}
+
+/// Serves `endpoint`: method, authentication, ownership, parameters, query.
+pub fn serve(req: Request, endpoint: Endpoint) -> Response {
+    if *req.method() != Method::Get {
+        return respond::method_not_allowed(&["GET"]);
+    }
+    let secret = spin_sdk::variables::get("admin_jwt_secret").unwrap_or_default();
+    let header = req.header("authorization").and_then(|h| h.as_str());
+    let caller = match auth::authenticate(header, &secret) {
+        Ok(c) => c,
+        Err(r) => return respond::json(r.status, &respond::error_body(r.code, &r.message, None)),
+    };
+    let client_id = match client_segment(&req) {
+        Some(c) if params::is_uuid(&c) => c.to_ascii_lowercase(),
+        other => {
+            return bad_request(
+                "invalid_parameter",
+                &format!("client_id {:?} is not a UUID", other.unwrap_or_default()),
+                "client_id",
+            )
+        }
+    };
+    if !caller.may_read_client(&client_id) {
+        return respond::error(
+            403,
+            "forbidden",
+            "this token may not read this client's analytics",
+        );
+    }
+    let now = Utc::now();
+    let q = match params::parse(endpoint, req.query(), now) {
+        Ok(q) => q,
+        Err(e) => return bad_request(e.code, &e.message, &e.field),
+    };
+    let position = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => match cursor::verify(c, &client_id, &secret) {
+            Some(p) => Some(p),
+            None => {
+                return bad_request(
+                    "invalid_parameter",
+                    "cursor is not one this API issued for this client",
+                    "cursor",
+                )
+            }
+        },
+    };
+    let conn = match db::connect() {
+        Ok(c) => c,
+        Err(e) => return db_error(e),
+    };
+    let result = match endpoint {
+        Endpoint::Summary => summary(&conn, &client_id, &q),
+        Endpoint::Trends => trends(&conn, &client_id, &q),
+        Endpoint::Events => top(&conn, &client_id, &q, &[("events", "event_counts")]),
+        Endpoint::TrafficSources => top(
+            &conn,
+            &client_id,
+            &q,
+            &[("referrers", "referrers"), ("utm_sources", "utm_sources")],
+        ),
+        Endpoint::Devices => top(
+            &conn,
+            &client_id,
+            &q,
+            &[
+                ("devices", "devices"),
+                ("browsers", "browsers"),
+                ("os", "os"),
+            ],
+        ),
+        Endpoint::Active => active(&conn, &client_id, &q, now),
+        Endpoint::Sessions => sessions(&conn, &client_id, &q, position, &secret),
+    };
+    match result {
+        Ok(Some(body)) => respond::json(200, &body),
+        Ok(None) => unknown_client(&client_id),
+        Err(e) => db_error(e),
+    }
+}
+
+fn range_json(q: &Query) -> Value {
+    json!({ "from": q.from.to_string(), "to": q.to.to_string(), "tz": q.tz.name(), "days": q.days() })
+}
+
+/// The change from `previous` to `current` in percent, per numeric figure
+/// (null when the previous figure is 0).
+fn change_pct(current: &Value, previous: &Value) -> Value {
+    let mut out = Map::new();
+    if let (Some(c), Some(p)) = (current.as_object(), previous.as_object()) {
+        for (k, v) in c {
+            let (Some(a), Some(b)) = (v.as_f64(), p.get(k).and_then(Value::as_f64)) else {
+                continue;
+            };
+            let pct = if b == 0.0 {
+                Value::Null
+            } else {
+                json!(((a - b) / b * 1000.0).round() / 10.0)
+            };
+            out.insert(k.clone(), pct);
+        }
+    }
+    Value::Object(out)
+}
+
+fn summary(conn: &Connection, client_id: &str, q: &Query) -> Result<Option<Value>, db::DbError> {
+    let (pf, pt) = q.previous();
+    let sql = format!(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM clients WHERE id = $1::text::uuid) THEN
+                jsonb_build_array(
+                    (SELECT {TOTALS} FROM analytics_client_days($1::text::uuid, $2::text::date, $3::text::date) s),
+                    (SELECT {TOTALS} FROM analytics_client_days($1::text::uuid, $4::text::date, $5::text::date) s))::text
+                END"
+    );
+    let Some(body) = first_text(
+        conn,
+        &sql,
+        &[
+            text(client_id),
+            text(q.from),
+            text(q.to),
+            text(pf),
+            text(pt),
+        ],
+    )?
+    else {
+        return Ok(None);
+    };
+    let pair = parse_json(&body);
+    let (current, previous) = (pair[0].clone(), pair[1].clone());
+    Ok(Some(json!({
+        "client_id": client_id,
+        "range": range_json(q),
+        "totals": current,
+        "previous": { "from": pf.to_string(), "to": pt.to_string(), "totals": previous },
+        "change_pct": change_pct(&current, &previous),
+    })))
+}
+
+fn trends(conn: &Connection, client_id: &str, q: &Query) -> Result<Option<Value>, db::DbError> {
+    let sql = "SELECT CASE WHEN EXISTS (SELECT 1 FROM clients WHERE id = $1::text::uuid) THEN
+            (SELECT jsonb_agg(jsonb_build_object(
+                'date', to_char(g, 'YYYY-MM-DD'),
+                'sessions', coalesce(s.sessions, 0),
+                'unique_visitors', coalesce(s.unique_visitors, 0),
+                'new_visitors', coalesce(s.new_visitors, 0),
+                'returning_visitors', coalesce(s.returning_visitors, 0),
+                'events', coalesce(s.events, 0),
+                'impressions', coalesce(s.impressions, 0),
+                'opens', coalesce(s.opens, 0),
+                'chats_started', coalesce(s.chats_started, 0),
+                'messages', coalesce(s.messages, 0),
+                'forms_submitted', coalesce(s.forms_submitted, 0),
+                'converted_sessions', coalesce(s.converted_sessions, 0),
+                'conversion_rate', CASE WHEN s.sessions > 0
+                    THEN round(s.converted_sessions::numeric / s.sessions, 4) ELSE 0 END,
+                'avg_session_duration_s', CASE WHEN s.sessions > 0
+                    THEN round((s.total_session_seconds / s.sessions)::numeric, 1) ELSE 0 END,
+                'bot_sessions', coalesce(s.bot_sessions, 0),
+                'bot_events', coalesce(s.bot_events, 0)) ORDER BY g)
+               FROM generate_series($2::text::date, $3::text::date, interval '1 day') g
+               LEFT JOIN analytics_client_days($1::text::uuid, $2::text::date, $3::text::date) s
+                 ON s.day = g::date)::text
+            END";
+    let Some(body) = first_text(conn, sql, &[text(client_id), text(q.from), text(q.to)])? else {
+        return Ok(None);
+    };
+    Ok(Some(json!({
+        "client_id": client_id,
+        "range": range_json(q),
+        "days": parse_json(&body),
+    })))
+}
+
+/// The top `limit` keys of one or more `{key: count}` columns over the range,
+/// with each key's share of the column's total.
+fn top(
+    conn: &Connection,
+    client_id: &str,
+    q: &Query,
+    lists: &[(&str, &str)],
+) -> Result<Option<Value>, db::DbError> {
+    let mut parts = Vec::new();
+    for (i, (name, _)) in lists.iter().enumerate() {
+        // Column names are this module's constants, passed as parameters
+        // anyway: analytics_top_keys checks them against its own list.
+        let p = 5 + i;
+        parts.push(format!(
+            "'{name}', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', t.key, 'count', t.n) ORDER BY t.n DESC, t.key), '[]')
+                          FROM analytics_top_keys($1::text::uuid, $2::text::date, $3::text::date, ${p}::text, $4::int4) t)"
+        ));
+    }
+    let sql = format!(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM clients WHERE id = $1::text::uuid) THEN
+                jsonb_build_object({}, 'sessions', (SELECT coalesce(sum(s.sessions), 0)::int8
+                    FROM analytics_client_days($1::text::uuid, $2::text::date, $3::text::date) s))::text
+                END",
+        parts.join(", ")
+    );
+    let mut params = vec![
+        text(client_id),
+        text(q.from),
+        text(q.to),
+        ParameterValue::Int32(q.limit as i32),
+    ];
+    params.extend(lists.iter().map(|(_, column)| text(column)));
+    let Some(body) = first_text(conn, &sql, &params)? else {
+        return Ok(None);
+    };
+    let mut out = json!({ "client_id": client_id, "range": range_json(q), "limit": q.limit });
+    if let Value::Object(m) = parse_json(&body) {
+        for (k, v) in m {
+            out[k] = v;
+        }
+    }
+    Ok(Some(out))
+}
+
+fn local(epoch_s: f64, tz: Tz) -> Value {
+    let Some(t) = DateTime::<Utc>::from_timestamp_micros((epoch_s * 1e6).round() as i64) else {
+        return Value::Null;
+    };
+    json!(t
+        .with_timezone(&tz)
+        .to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// The session columns the lists show, and how they become JSON.
+const SESSION_COLUMNS: &str = "s.session_id, s.person_id,
+    extract(epoch FROM s.first_seen_at)::float8, extract(epoch FROM s.last_seen_at)::float8,
+    (extract(epoch FROM s.last_seen_at) * 1000000)::int8, s.event_count, s.landing_page,
+    coalesce(s.utm_source, s.referrer_domain, '(direct)'), s.referrer_domain, s.utm_source,
+    s.utm_medium, s.utm_campaign, s.device_type, s.browser, s.os, s.chat_started, s.form_submitted";
+
+fn session_json(r: &[DbValue], tz: Tz) -> Value {
+    let s = |i: usize| Option::<String>::decode(&r[i]).ok().flatten();
+    let f = |i: usize| f64::decode(&r[i]).unwrap_or(0.0);
+    let first = f(2);
+    let last = f(3);
+    json!({
+        "session_id": s(0), "visitor_id": s(1),
+        "started_at": local(first, tz), "last_seen_at": local(last, tz),
+        "duration_s": ((last - first) * 10.0).round() / 10.0,
+        "events": i32::decode(&r[5]).unwrap_or(0),
+        "landing_page": s(6), "source": s(7), "referrer_domain": s(8),
+        "utm_source": s(9), "utm_medium": s(10), "utm_campaign": s(11),
+        "device_type": s(12), "browser": s(13), "os": s(14),
+        "chat_started": bool::decode(&r[15]).unwrap_or(false),
+        "form_submitted": bool::decode(&r[16]).unwrap_or(false),
+    })
+}
+
+fn client_exists(conn: &Connection, client_id: &str) -> Result<bool, db::DbError> {
+    let rows = conn.query(
+        "SELECT 1 FROM clients WHERE id = $1::text::uuid",
+        &[text(client_id)],
+    )?;
+    Ok(!rows.rows.is_empty())
+}
+
+fn active(
+    conn: &Connection,
+    client_id: &str,
+    q: &Query,
+    now: DateTime<Utc>,
+) -> Result<Option<Value>, db::DbError> {
+    let since = now - Duration::minutes(ACTIVE_WINDOW_MINUTES);
+    let sql = format!(
+        "SELECT count(*) OVER (), {SESSION_COLUMNS}
+           FROM widget_sessions s
+          WHERE s.client_id = $1::text::uuid AND s.last_seen_at > to_timestamp($2::float8)
+            AND NOT s.is_bot
+          ORDER BY s.last_seen_at DESC, s.session_id DESC
+          LIMIT $3::int4"
+    );
+    let rows = conn.query(
+        &sql,
+        &[
+            text(client_id),
+            ParameterValue::Floating64(since.timestamp_micros() as f64 / 1e6),
+            ParameterValue::Int32(q.limit as i32),
+        ],
+    )?;
+    if rows.rows.is_empty() && !client_exists(conn, client_id)? {
+        return Ok(None);
+    }
+    let count = rows
+        .rows
+        .first()
+        .map(|r| i64::decode(&r[0]).unwrap_or(0))
+        .unwrap_or(0);
+    let sessions: Vec<Value> = rows
+        .rows
+        .iter()
+        .map(|r| session_json(&r[1..], q.tz))
+        .collect();
+    Ok(Some(json!({
+        "client_id": client_id,
+        "window_minutes": ACTIVE_WINDOW_MINUTES,
+        "since": local(since.timestamp_micros() as f64 / 1e6, q.tz),
+        "active_sessions": count,
+        "sessions": sessions,
+    })))
+}
+
+fn sessions(
+    conn: &Connection,
+    client_id: &str,
+    q: &Query,
+    position: Option<Position>,
+    secret: &str,
+) -> Result<Option<Value>, db::DbError> {
+    // Days cut in the caller's time zone: [from 00:00, to + 1 00:00) local.
+    let start = q.start_of(q.from);
+    let end = q.start_of(q.to + Duration::days(1));
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS}
+           FROM widget_sessions s
+          WHERE s.client_id = $1::text::uuid
+            AND s.last_seen_at >= to_timestamp($2::float8) AND s.last_seen_at < to_timestamp($3::float8)
+            AND NOT s.is_bot
+            AND ($4::text IS NULL OR s.device_type = $4::text)
+            AND ($5::text IS NULL OR coalesce(s.utm_source, s.referrer_domain, '(direct)') = $5::text)
+            AND ($6::int8 IS NULL
+                 OR (s.last_seen_at, s.session_id)
+                    < ('epoch'::timestamptz + $6::int8 * interval '1 microsecond', $7::text))
+          ORDER BY s.last_seen_at DESC, s.session_id DESC
+          LIMIT $8::int4"
+    );
+    let (after_us, after_id) = match &position {
+        Some(p) => (ParameterValue::Int64(p.last_seen_us), text(&p.session_id)),
+        None => (ParameterValue::DbNull, ParameterValue::DbNull),
+    };
+    let rows = conn.query(
+        &sql,
+        &[
+            text(client_id),
+            ParameterValue::Floating64(start.timestamp() as f64),
+            ParameterValue::Floating64(end.timestamp() as f64),
+            opt_text(q.device.as_deref()),
+            opt_text(q.source.as_deref()),
+            after_us,
+            after_id,
+            // One more than the page: whether there is a next page.
+            ParameterValue::Int32(q.limit as i32 + 1),
+        ],
+    )?;
+    if rows.rows.is_empty() && !client_exists(conn, client_id)? {
+        return Ok(None);
+    }
+    let page = &rows.rows[..rows.rows.len().min(q.limit as usize)];
+    let next = if rows.rows.len() > q.limit as usize {
+        page.last().and_then(|r| {
+            Some(cursor::sign(
+                &Position {
+                    last_seen_us: i64::decode(&r[4]).ok()?,
+                    session_id: String::decode(&r[0]).ok()?,
+                },
+                client_id,
+                secret,
+            ))
+        })
+    } else {
+        None
+    };
+    Ok(Some(json!({
+        "client_id": client_id,
+        "range": range_json(q),
+        "filters": { "device": q.device, "source": q.source },
+        "sessions": page.iter().map(|r| session_json(r, q.tz)).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}

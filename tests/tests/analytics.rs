@@ -1,0 +1,1150 @@
+//! Widget analytics end to end: the nightly rollup (cron component) against a
+//! direct computation from the raw events, reruns and late events, the
+//! backfill endpoint, retention, and the read API's figures, pagination,
+//! validation, authentication and ownership.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use integration_tests::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const JOB: &str = "analytics-rollup";
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).unwrap().and_utc()
+}
+
+async fn app(db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![("admin_jwt_secret", ADMIN_SECRET)];
+    vars.extend_from_slice(extra);
+    serve_app(db, &vars).await
+}
+
+async fn add_client(c: &tokio_postgres::Client, name: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    c.execute(
+        "INSERT INTO clients (id, name, root_domain) VALUES ($1, $2, 'shop.example')",
+        &[&id, &name],
+    )
+    .await
+    .unwrap();
+    id
+}
+
+/// A generated data set for `client` over the six UTC days before `end`:
+/// `n` events from 37 visitors (3 sessions each), bots (1 in 13), events
+/// without a session (1 in 17), mixed names, sources and devices that vary
+/// within a session (so "the session's first event" matters).
+async fn generate(c: &tokio_postgres::Client, client: Uuid, n: i32, end: NaiveDate, salt: &str) {
+    c.execute(
+        "WITH x AS (SELECT g, abs(hashtext($4 || g::text)) AS h FROM generate_series(1, $2) g)
+         INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at,
+                                     referrer_domain, utm_source, device_type, browser, os, is_bot)
+         SELECT $1,
+                CASE WHEN h % 13 = 0 THEN 'bot' || (h % 2) ELSE 'p' || (h % 37) END,
+                CASE WHEN h % 13 = 0 THEN 'sb' || (h % 2)
+                     WHEN h % 17 = 0 THEN NULL
+                     ELSE 's' || (h % 37) || '-' || ((h / 37) % 3) END,
+                (ARRAY['widget_impression','widget_impression','widget_open','chat_started',
+                       'message_sent','message_sent','client_form_submitted','pricing_viewed'])[1 + (h / 7) % 8],
+                $3::timestamptz - interval '6 days' + ((h / 3) % (6 * 86400)) * interval '1 second',
+                (ARRAY[NULL, 'google.com', 'bing.com', 'news.example'])[1 + (h / 11) % 4],
+                (ARRAY[NULL, 'google', 'newsletter'])[1 + (h / 13) % 3],
+                CASE WHEN h % 13 = 0 THEN 'bot' ELSE (ARRAY['desktop', 'mobile', 'tablet'])[1 + (h / 19) % 3] END,
+                (ARRAY['Chrome', 'Firefox', 'Safari'])[1 + (h / 23) % 3],
+                (ARRAY['Windows', 'iOS'])[1 + (h / 29) % 2],
+                h % 13 = 0
+           FROM x",
+        &[&client, &n, &midnight(end), &salt],
+    )
+    .await
+    .unwrap();
+}
+
+/// One event with every column the rollup reads.
+#[allow(clippy::too_many_arguments)]
+async fn event(
+    c: &tokio_postgres::Client,
+    client: Uuid,
+    person: &str,
+    session: Option<&str>,
+    name: &str,
+    at: DateTime<Utc>,
+    referrer: Option<&str>,
+    device: &str,
+) {
+    c.execute(
+        "INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at,
+                                     referrer_domain, device_type, browser, os)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'Chrome', 'Windows')",
+        &[&client, &person, &session, &name, &at, &referrer, &device],
+    )
+    .await
+    .unwrap();
+}
+
+struct Ev {
+    client: Uuid,
+    person: String,
+    session: Option<String>,
+    name: String,
+    at: DateTime<Utc>,
+    id: Uuid,
+    bot: bool,
+    referrer: Option<String>,
+    utm: Option<String>,
+    device: Option<String>,
+    browser: Option<String>,
+    os: Option<String>,
+}
+
+async fn raw_events(c: &tokio_postgres::Client) -> Vec<Ev> {
+    c.query(
+        "SELECT client_id, person_id, session_id, event_name, occurred_at, event_id, is_bot,
+                referrer_domain, utm_source, device_type, browser, os FROM session_events",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| Ev {
+        client: r.get(0),
+        person: r.get(1),
+        session: r.get(2),
+        name: r.get(3),
+        at: r.get(4),
+        id: r.get(5),
+        bot: r.get(6),
+        referrer: r.get(7),
+        utm: r.get(8),
+        device: r.get(9),
+        browser: r.get(10),
+        os: r.get(11),
+    })
+    .collect()
+}
+
+/// The rollup's figures computed here, independently, from the raw events:
+/// per (client, day) before `before`, the JSON of a widget_daily_stats row.
+fn direct(events: &[Ev], before: NaiveDate) -> BTreeMap<(Uuid, String), Value> {
+    // A visitor is new on the first day any (human) event of theirs was seen.
+    let mut first_day: HashMap<(Uuid, &str), NaiveDate> = HashMap::new();
+    for e in events.iter().filter(|e| !e.bot) {
+        let d = e.at.date_naive();
+        first_day
+            .entry((e.client, &e.person))
+            .and_modify(|f| *f = (*f).min(d))
+            .or_insert(d);
+    }
+    let mut groups: BTreeMap<(Uuid, NaiveDate), Vec<&Ev>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.at.date_naive() < before) {
+        groups
+            .entry((e.client, e.at.date_naive()))
+            .or_default()
+            .push(e);
+    }
+    let mut out = BTreeMap::new();
+    for ((client, day), evs) in groups {
+        let humans: Vec<&&Ev> = evs.iter().filter(|e| !e.bot).collect();
+        let bots: Vec<&&Ev> = evs.iter().filter(|e| e.bot).collect();
+        let count = |name: &str| humans.iter().filter(|e| e.name == name).count();
+        let visitors: BTreeSet<&str> = humans.iter().map(|e| e.person.as_str()).collect();
+        let new = visitors
+            .iter()
+            .filter(|p| first_day[&(client, **p)] == day)
+            .count();
+        let mut sessions: BTreeMap<&str, Vec<&Ev>> = BTreeMap::new();
+        for e in &humans {
+            if let Some(s) = &e.session {
+                sessions.entry(s).or_default().push(e);
+            }
+        }
+        let mut seconds = 0.0;
+        let mut converted = 0;
+        let mut mixes: [BTreeMap<String, i64>; 5] = Default::default();
+        for evs in sessions.values_mut() {
+            evs.sort_by_key(|e| (e.at, e.id));
+            let (first, last) = (evs[0], evs[evs.len() - 1]);
+            seconds += (last.at - first.at).num_milliseconds() as f64 / 1000.0;
+            if evs
+                .iter()
+                .any(|e| e.name == "chat_started" || e.name == "client_form_submitted")
+            {
+                converted += 1;
+            }
+            let keys = [
+                first.referrer.clone().unwrap_or("(direct)".into()),
+                first.utm.clone().unwrap_or("(none)".into()),
+                first.device.clone().unwrap_or("(unknown)".into()),
+                first.browser.clone().unwrap_or("(unknown)".into()),
+                first.os.clone().unwrap_or("(unknown)".into()),
+            ];
+            for (m, k) in mixes.iter_mut().zip(keys) {
+                *m.entry(k).or_default() += 1;
+            }
+        }
+        let mut names: BTreeMap<String, i64> = BTreeMap::new();
+        for e in &humans {
+            *names.entry(e.name.clone()).or_default() += 1;
+        }
+        let bot_people: BTreeSet<&str> = bots.iter().map(|e| e.person.as_str()).collect();
+        let bot_sessions: BTreeSet<&str> =
+            bots.iter().filter_map(|e| e.session.as_deref()).collect();
+        out.insert(
+            (client, day.to_string()),
+            json!({
+                "day": day.to_string(),
+                "sessions": sessions.len(),
+                "unique_visitors": visitors.len(),
+                "new_visitors": new,
+                "returning_visitors": visitors.len() - new,
+                "events": humans.len(),
+                "impressions": count("widget_impression"),
+                "opens": count("widget_open"),
+                "chats_started": count("chat_started"),
+                "messages": count("message_sent"),
+                "forms_submitted": count("client_form_submitted"),
+                "converted_sessions": converted,
+                "total_session_seconds": seconds,
+                "bot_sessions": bot_sessions.len(),
+                "bot_visitors": bot_people.len(),
+                "bot_events": bots.len(),
+                "event_counts": names,
+                "referrers": mixes[0], "utm_sources": mixes[1], "devices": mixes[2],
+                "browsers": mixes[3], "os": mixes[4],
+            }),
+        );
+    }
+    out
+}
+
+/// widget_daily_stats as the same JSON (seconds as a float, client aside).
+async fn stats(c: &tokio_postgres::Client) -> BTreeMap<(Uuid, String), Value> {
+    c.query(
+        "SELECT client_id, to_jsonb(s) - 'client_id' FROM widget_daily_stats s",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        let mut v: Value = r.get(1);
+        v["total_session_seconds"] = json!(v["total_session_seconds"].as_f64().unwrap());
+        ((r.get(0), v["day"].as_str().unwrap().to_string()), v)
+    })
+    .collect()
+}
+
+fn assert_same(
+    actual: &BTreeMap<(Uuid, String), Value>,
+    expected: &BTreeMap<(Uuid, String), Value>,
+) {
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "the (client, day) rows differ"
+    );
+    for (k, v) in expected {
+        assert_eq!(&actual[k], v, "figures of {k:?}");
+    }
+}
+
+async fn nightly(app: &TestApp, at: DateTime<Utc>) {
+    app.app
+        .run_cron(JOB, at.timestamp() as u64)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+async fn last_run(c: &tokio_postgres::Client) -> (String, Value) {
+    let r = c
+        .query_one(
+            "SELECT outcome, detail FROM job_runs WHERE job_name = $1 ORDER BY id DESC LIMIT 1",
+            &[&JOB],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[tokio::test]
+async fn the_rollup_equals_a_direct_computation_reruns_change_nothing_and_late_events_are_picked_up(
+) {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let app = app(&db, &[]).await;
+    let t = today();
+    let (a, b) = (add_client(&c, "a").await, add_client(&c, "b").await);
+    generate(&c, a, 900, t, "a").await;
+    generate(&c, b, 400, t, "b").await;
+    // A session spanning midnight: a chat after midnight converts only the second day.
+    let y = midnight(t - Duration::days(1));
+    event(
+        &c,
+        a,
+        "pm",
+        Some("sm"),
+        "widget_impression",
+        y - Duration::minutes(10),
+        Some("ads.example"),
+        "mobile",
+    )
+    .await;
+    event(
+        &c,
+        a,
+        "pm",
+        Some("sm"),
+        "chat_started",
+        y + Duration::minutes(15),
+        None,
+        "desktop",
+    )
+    .await;
+    // A visitor first seen two days ago, who will turn out (late event) to
+    // have come three days ago: their "new" moves a day earlier.
+    event(
+        &c,
+        b,
+        "shift",
+        Some("sh"),
+        "widget_impression",
+        midnight(t - Duration::days(2)) + Duration::hours(10),
+        None,
+        "desktop",
+    )
+    .await;
+    // Today's events are not rolled up.
+    event(
+        &c,
+        a,
+        "pt",
+        Some("st"),
+        "widget_open",
+        midnight(t) + Duration::seconds(1),
+        None,
+        "desktop",
+    )
+    .await;
+
+    // Received an hour ago: older than the watermark's margin by the second run.
+    c.batch_execute("UPDATE session_events SET received_at = received_at - interval '1 hour'")
+        .await
+        .unwrap();
+
+    nightly(&app, Utc::now()).await;
+    let (outcome, detail) = last_run(&c).await;
+    assert_eq!(outcome, "succeeded", "{detail}");
+    // The first run has no watermark: every day with events is rolled up.
+    let days: Vec<String> = (1..=6)
+        .rev()
+        .map(|i| (t - Duration::days(i)).to_string())
+        .collect();
+    assert_eq!(detail["rollup"]["days"], json!(days), "{detail}");
+    let events = raw_events(&c).await;
+    let expected = direct(&events, t);
+    assert_eq!(
+        expected.len(),
+        12,
+        "both clients have events on each of the six days"
+    );
+    let first = stats(&c).await;
+    assert_same(&first, &expected);
+    let midnight_day = &first[&(a, (t - Duration::days(1)).to_string())];
+    assert!(midnight_day["devices"]["desktop"].as_i64().unwrap() >= 1);
+
+    // Rerunning (the cron again, then a backfill of the whole range) changes nothing.
+    nightly(&app, Utc::now()).await;
+    let (_, detail) = last_run(&c).await;
+    assert_eq!(
+        detail["rollup"]["days"],
+        json!([days[5]]),
+        "only yesterday: {detail}"
+    );
+    assert_same(&stats(&c).await, &expected);
+    let res = http()
+        .post(format!("{}/admin/analytics/rollup", app.url))
+        .header("authorization", admin_bearer())
+        .json(&json!({ "from": days[0], "to": days[5] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["rollup"]["days"], 6, "{body}");
+    assert_same(&stats(&c).await, &expected);
+
+    // Late events: one for a visitor first seen two days later (whose "new"
+    // moves earlier), one in an existing session, one new visitor.
+    let d3 = midnight(t - Duration::days(3)) + Duration::hours(12);
+    event(
+        &c,
+        b,
+        "shift",
+        Some("late-s"),
+        "widget_open",
+        d3,
+        None,
+        "tablet",
+    )
+    .await;
+    event(
+        &c,
+        a,
+        "late-new",
+        Some("late-n"),
+        "client_form_submitted",
+        d3,
+        Some("late.example"),
+        "mobile",
+    )
+    .await;
+    nightly(&app, Utc::now()).await;
+    let (_, detail) = last_run(&c).await;
+    let rolled: Vec<String> = serde_json::from_value(detail["rollup"]["days"].clone()).unwrap();
+    // Day −3 (late events), day −2 (its "new" visitor was not new) and yesterday.
+    assert_eq!(
+        rolled,
+        [days[3].clone(), days[4].clone(), days[5].clone()],
+        "{detail}"
+    );
+    let shift_day = (b, days[4].clone());
+    assert_eq!(
+        stats(&c).await[&shift_day]["new_visitors"]
+            .as_i64()
+            .unwrap()
+            + 1,
+        first[&shift_day]["new_visitors"].as_i64().unwrap()
+    );
+    let after = stats(&c).await;
+    let expected = direct(&raw_events(&c).await, t);
+    assert_same(&after, &expected);
+    assert_ne!(after[&(a, days[3].clone())], first[&(a, days[3].clone())]);
+    assert_eq!(after[&(a, days[0].clone())], first[&(a, days[0].clone())]);
+}
+
+#[tokio::test]
+async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let app = app(&db, &[("analytics_retention_batch_size", "2")]).await;
+    let t = today();
+    let client = add_client(&c, "r").await;
+    let cutoff = t - Duration::days(90);
+    // Three old months: one rolled up, one with an unrolled day, and the month
+    // holding the cutoff (not entirely past its period).
+    let month = |d: NaiveDate| NaiveDate::from_ymd_opt(d.year(), d.month(), 1).unwrap();
+    let cut_month = month(cutoff);
+    let m_unrolled = month(cut_month - Duration::days(1));
+    let m_rolled = month(m_unrolled - Duration::days(1));
+    let name = |m: NaiveDate| format!("session_events_{}", m.format("%Y_%m"));
+    for (m, hours) in [(m_rolled, 30), (m_unrolled, 30)] {
+        event(
+            &c,
+            client,
+            "old",
+            Some("so"),
+            "widget_impression",
+            midnight(m) + Duration::hours(hours),
+            None,
+            "desktop",
+        )
+        .await;
+    }
+    // Before the cutoff but in the cutoff's month: kept with its partition.
+    if cutoff > cut_month {
+        event(
+            &c,
+            client,
+            "old",
+            Some("so2"),
+            "widget_impression",
+            midnight(cut_month) + Duration::hours(1),
+            None,
+            "desktop",
+        )
+        .await;
+    }
+    let rolled_day = m_rolled + Duration::days(1);
+    c.execute("SELECT analytics_rollup_day($1)", &[&rolled_day])
+        .await
+        .unwrap();
+
+    // Sessions: five past the 365 days with rolled-up days, one past it whose
+    // day has no rollup, one recent.
+    let old = midnight(t - Duration::days(400));
+    for i in 0..5 {
+        c.execute(
+            "INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at)
+             VALUES ($1, $2, 'x', $3, $3)",
+            &[&client, &format!("old-{i}"), &(old + Duration::minutes(i))],
+        )
+        .await
+        .unwrap();
+    }
+    c.execute(
+        "INSERT INTO analytics_rollup_days (day, rolled_up_at) VALUES ($1, now())",
+        &[&old.date_naive()],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at)
+         VALUES ($1, 'old-unrolled', 'x', $2, $2), ($1, 'recent', 'x', now(), now())",
+        &[&client, &(old - Duration::days(1))],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO analytics_visitors VALUES ($1, 'gone', $2, $2), ($1, 'kept', $2, $3)",
+        &[
+            &client,
+            &(t - Duration::days(500)),
+            &(t - Duration::days(10)),
+        ],
+    )
+    .await
+    .unwrap();
+    let partitions_before: Vec<(String, DateTime<Utc>)> = c
+        .query("SELECT name, hi FROM analytics_event_partitions()", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+
+    nightly(&app, Utc::now()).await;
+    let (outcome, detail) = last_run(&c).await;
+    assert_eq!(outcome, "succeeded", "{detail}");
+    let r = &detail["retention"];
+    // Every partition entirely before the cutoff is gone (empty ones too),
+    // but the one with an unrolled day; the others are all there.
+    for (p, hi) in &partitions_before {
+        let past = *hi <= midnight(cutoff);
+        let expect = !past || *p == name(m_unrolled);
+        assert_eq!(exists(&c, p).await, expect, "{p}: {r}");
+    }
+    let dropped: Vec<String> = r["partitions_dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["partition"].as_str().unwrap().to_string())
+        .collect();
+    assert!(dropped.contains(&name(m_rolled)), "{r}");
+    assert_eq!(
+        r["partitions_kept"][0]["partition"],
+        name(m_unrolled),
+        "{r}"
+    );
+    assert_eq!(r["events_dropped"], 1, "{r}");
+    let left: i64 = c
+        .query_one("SELECT count(*) FROM session_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, if cutoff > cut_month { 2 } else { 1 });
+    // The rolled-up day's stats stay, and its rollup is never recomputed.
+    let stats_rows: i64 = c
+        .query_one(
+            "SELECT count(*) FROM widget_daily_stats WHERE day = $1",
+            &[&rolled_day],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stats_rows, 1);
+    let rerun: bool = c
+        .query_one(
+            "SELECT rolled FROM analytics_rollup_day($1)",
+            &[&rolled_day],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!rerun, "a purged day must not be recomputed");
+    // Sessions: exactly the five rolled-up expired ones, in batches of two.
+    assert_eq!(r["sessions_deleted"], 5, "{r}");
+    let sessions: Vec<String> = c
+        .query(
+            "SELECT session_id FROM widget_sessions ORDER BY session_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(sessions, ["old-unrolled", "recent"]);
+    assert_eq!(r["visitors_deleted"], 1, "{r}");
+    assert_eq!(r["daily_stats_deleted"], 0, "{r}");
+    // A second run finds nothing more to remove.
+    nightly(&app, Utc::now()).await;
+    let (_, detail) = last_run(&c).await;
+    assert_eq!(detail["retention"]["partitions_dropped"], json!([]));
+    assert_eq!(detail["retention"]["sessions_deleted"], 0);
+}
+
+async fn exists(c: &tokio_postgres::Client, table: &str) -> bool {
+    c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn get(app: &TestApp, path: &str, bearer: Option<&str>) -> (u16, Value) {
+    let mut req = http().get(format!("{}{path}", app.url));
+    if let Some(b) = bearer {
+        req = req.header("authorization", b);
+    }
+    let res = req.send().await.unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn read_endpoints_report_the_rollups_plus_today_and_paginate_sessions() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let app = app(&db, &[]).await;
+    let t = today();
+    let a = add_client(&c, "a").await;
+    let other = add_client(&c, "other").await;
+    generate(&c, a, 600, t, "r").await;
+    generate(&c, other, 300, t, "o").await;
+    nightly(&app, Utc::now()).await;
+    // Today, from raw events: two human sessions (one converts) and a bot.
+    let now = Utc::now();
+    let today0 = midnight(t);
+    let at = if now - today0 > Duration::minutes(2) {
+        today0 + Duration::seconds(30)
+    } else {
+        now
+    };
+    event(
+        &c,
+        a,
+        "t1",
+        Some("today-1"),
+        "widget_impression",
+        at,
+        Some("google.com"),
+        "mobile",
+    )
+    .await;
+    event(
+        &c,
+        a,
+        "t1",
+        Some("today-1"),
+        "chat_started",
+        at + Duration::seconds(20),
+        None,
+        "mobile",
+    )
+    .await;
+    event(
+        &c,
+        a,
+        "t2",
+        Some("today-2"),
+        "widget_open",
+        at,
+        None,
+        "desktop",
+    )
+    .await;
+    c.execute(
+        "INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at, is_bot, device_type)
+         VALUES ($1, 'b', 'today-bot', 'widget_impression', $2, true, 'bot')",
+        &[&a, &at],
+    )
+    .await
+    .unwrap();
+
+    let expected = direct(&raw_events(&c).await, t + Duration::days(1));
+    let day = |d: NaiveDate| {
+        expected
+            .get(&(a, d.to_string()))
+            .cloned()
+            .unwrap_or(json!({}))
+    };
+    let sum = |from: NaiveDate, to: NaiveDate, key: &str| -> i64 {
+        from.iter_days()
+            .take_while(|d| *d <= to)
+            .map(|d| day(d)[key].as_i64().unwrap_or(0))
+            .sum()
+    };
+    let admin = admin_bearer();
+    let base = format!("/admin/analytics/{a}");
+
+    // summary: the last 3 days (2 rolled up + today) vs the 3 before.
+    let from = t - Duration::days(2);
+    let (s, body) = get(
+        &app,
+        &format!("{base}/summary?from={from}&to={t}"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    for key in [
+        "sessions",
+        "unique_visitors",
+        "new_visitors",
+        "events",
+        "chats_started",
+        "forms_submitted",
+        "converted_sessions",
+        "bot_events",
+    ] {
+        assert_eq!(
+            body["totals"][key].as_i64().unwrap(),
+            sum(from, t, key),
+            "totals.{key}: {body}"
+        );
+        assert_eq!(
+            body["previous"]["totals"][key].as_i64().unwrap(),
+            sum(from - Duration::days(3), t - Duration::days(3), key),
+            "previous.{key}"
+        );
+    }
+    assert_eq!(
+        body["previous"]["from"],
+        (t - Duration::days(5)).to_string()
+    );
+    let today_row = day(t);
+    assert_eq!(today_row["sessions"], 2);
+    assert_eq!(today_row["bot_events"], 1);
+    let sessions = body["totals"]["sessions"].as_f64().unwrap();
+    let rate = body["totals"]["conversion_rate"].as_f64().unwrap();
+    assert!(
+        (rate - sum(from, t, "converted_sessions") as f64 / sessions).abs() < 1e-4,
+        "{body}"
+    );
+
+    // trends: one entry per day, zeros before the data.
+    let from = t - Duration::days(9);
+    let (s, body) = get(
+        &app,
+        &format!("{base}/trends?from={from}&to={t}"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let days = body["days"].as_array().unwrap();
+    assert_eq!(days.len(), 10);
+    for (i, d) in days.iter().enumerate() {
+        let date = from + Duration::days(i as i64);
+        assert_eq!(d["date"], date.to_string());
+        for key in [
+            "sessions",
+            "unique_visitors",
+            "returning_visitors",
+            "impressions",
+            "messages",
+        ] {
+            assert_eq!(
+                d[key].as_i64().unwrap(),
+                day(date)[key].as_i64().unwrap_or(0),
+                "{date} {key}"
+            );
+        }
+    }
+
+    // events: top names over the range, with the limit.
+    let from = t - Duration::days(6);
+    let mut names: BTreeMap<String, i64> = BTreeMap::new();
+    for d in from.iter_days().take_while(|d| *d <= t) {
+        if let Some(m) = day(d)["event_counts"].as_object() {
+            for (k, v) in m {
+                *names.entry(k.clone()).or_default() += v.as_i64().unwrap();
+            }
+        }
+    }
+    let mut ranked: Vec<(String, i64)> = names.into_iter().collect();
+    ranked.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    let (s, body) = get(
+        &app,
+        &format!("{base}/events?from={from}&limit=3"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let got: Vec<(String, i64)> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap().to_string(),
+                e["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, ranked[..3].to_vec());
+
+    // traffic-sources and devices: session counts per key sum to the sessions.
+    let (s, body) = get(
+        &app,
+        &format!("{base}/traffic-sources?from={from}&limit=100"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let total = sum(from, t, "sessions");
+    for list in ["referrers", "utm_sources"] {
+        let n: i64 = body[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["count"].as_i64().unwrap())
+            .sum();
+        assert_eq!(n, total, "{list}: {body}");
+    }
+    assert_eq!(body["sessions"], total);
+    let google = body["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "google.com")
+        .unwrap()["count"]
+        .as_i64()
+        .unwrap();
+    let expected_google: i64 = from
+        .iter_days()
+        .take_while(|d| *d <= t)
+        .map(|d| day(d)["referrers"]["google.com"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(google, expected_google);
+    let (s, body) = get(&app, &format!("{base}/devices?from={from}"), Some(&admin)).await;
+    assert_eq!(s, 200, "{body}");
+    let mobile = body["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "mobile")
+        .unwrap()["count"]
+        .as_i64()
+        .unwrap();
+    let expected_mobile: i64 = from
+        .iter_days()
+        .take_while(|d| *d <= t)
+        .map(|d| day(d)["devices"]["mobile"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(mobile, expected_mobile);
+    assert!(body["browsers"].as_array().unwrap().len() <= 20);
+
+    // sessions and active read widget_sessions: 7 human sessions of `a` over
+    // the last hours, one bot, one of another client.
+    let now = Utc::now();
+    for (i, device, source) in [
+        (0, "mobile", Some("google")),
+        (1, "desktop", None),
+        (2, "mobile", None),
+        (3, "desktop", Some("google")),
+        (4, "mobile", Some("google")),
+        (5, "tablet", None),
+        (6, "mobile", None),
+    ] {
+        c.execute(
+            "INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at, device_type, utm_source, event_count)
+             VALUES ($1, $2, 'v', $3::timestamptz - interval '5 minutes', $3, $4, $5, 3)",
+            &[&a, &format!("ws-{i}"), &(now - Duration::minutes(10 * i as i64)), &device, &source],
+        )
+        .await
+        .unwrap();
+    }
+    c.execute(
+        "INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at, device_type, is_bot)
+         VALUES ($1, 'ws-bot', 'b', now(), now(), 'bot', true), ($2, 'ws-other', 'o', now(), now(), 'mobile', false)",
+        &[&a, &other],
+    )
+    .await
+    .unwrap();
+    let (s, body) = get(&app, &format!("{base}/active"), Some(&admin)).await;
+    assert_eq!(s, 200, "{body}");
+    // ws-0, ws-1, ws-2 (0, 10, 20 minutes ago); ws-3 is 30 minutes ago.
+    assert_eq!(body["active_sessions"], 3, "{body}");
+    let ids: Vec<&str> = body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ws-0", "ws-1", "ws-2"]);
+
+    let mut seen = Vec::new();
+    let mut next: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = format!(
+            "{base}/sessions?limit=3&tz=Europe%2FParis&from={}",
+            t - Duration::days(1)
+        );
+        if let Some(cursor) = &next {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let (s, body) = get(&app, &path, Some(&admin)).await;
+        assert_eq!(s, 200, "{body}");
+        pages += 1;
+        seen.extend(
+            body["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["session_id"].as_str().unwrap().to_string()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(cur) => next = Some(cur.to_string()),
+            None => break,
+        }
+        assert!(pages < 5);
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        seen,
+        (0..7).map(|i| format!("ws-{i}")).collect::<Vec<_>>(),
+        "newest first, no repeats"
+    );
+    let (_, body) = get(
+        &app,
+        &format!("{base}/sessions?device=mobile&source=google"),
+        Some(&admin),
+    )
+    .await;
+    let ids: Vec<&str> = body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ws-0", "ws-4"]);
+    let (_, body) = get(
+        &app,
+        &format!("{base}/sessions?source=%28direct%29&limit=2"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(body["sessions"].as_array().unwrap().len(), 2);
+    let cursor = body["next_cursor"].as_str().unwrap().to_string();
+    assert!(body["sessions"][0]["started_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+
+    // A tampered cursor, or one issued for another client, is refused.
+    let mut tampered = cursor.clone().into_bytes();
+    tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for (path, field) in [
+        (format!("{base}/sessions?cursor={tampered}"), "cursor"),
+        (
+            format!("/admin/analytics/{other}/sessions?cursor={cursor}"),
+            "cursor",
+        ),
+    ] {
+        let (s, body) = get(&app, &path, Some(&admin)).await;
+        assert_eq!(
+            (s, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{path}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn access_is_by_role_and_client_ids_and_bad_input_names_the_parameter() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let app = app(&db, &[]).await;
+    let mine = add_client(&c, "mine").await;
+    let theirs = add_client(&c, "theirs").await;
+    let user = format!(
+        "Bearer {}",
+        token(
+            json!({ "sub": "u", "role": "client", "client_ids": [mine.to_string().to_uppercase()] }),
+            ADMIN_SECRET
+        )
+    );
+    let forged = format!(
+        "Bearer {}",
+        token(json!({ "role": "admin" }), "not-the-secret")
+    );
+    let endpoints = [
+        "summary",
+        "trends",
+        "events",
+        "active",
+        "sessions",
+        "traffic-sources",
+        "devices",
+    ];
+    for ep in endpoints {
+        let path = |c: Uuid| format!("/admin/analytics/{c}/{ep}");
+        assert_eq!(get(&app, &path(mine), None).await.0, 401, "{ep}");
+        assert_eq!(get(&app, &path(mine), Some(&forged)).await.0, 401, "{ep}");
+        assert_eq!(get(&app, &path(mine), Some(&user)).await.0, 200, "{ep}");
+        let (s, body) = get(&app, &path(theirs), Some(&user)).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{ep}"
+        );
+        assert_eq!(
+            get(&app, &path(theirs), Some(&admin_bearer())).await.0,
+            200,
+            "{ep}"
+        );
+        let (s, body) = get(&app, &path(Uuid::new_v4()), Some(&admin_bearer())).await;
+        assert_eq!(
+            (s, body["error"]["field"].as_str()),
+            (404, Some("client_id")),
+            "{ep}: {body}"
+        );
+        // A client user's unknown client is refused, not revealed.
+        assert_eq!(
+            get(&app, &path(Uuid::new_v4()), Some(&user)).await.0,
+            403,
+            "{ep}"
+        );
+    }
+    let admin = admin_bearer();
+    let t = today();
+    for (query, field) in [
+        (
+            format!("summary?from={t}&to={}", t - Duration::days(1)),
+            "from",
+        ),
+        (
+            format!("trends?from={}&to={t}", t - Duration::days(400)),
+            "from",
+        ),
+        (format!("summary?to={}", t + Duration::days(2)), "to"),
+        ("trends?from=2026-02-30".to_string(), "from"),
+        ("trends?to=22-11-2026".to_string(), "to"),
+        ("summary?tz=Not%2FA_Zone".to_string(), "tz"),
+        ("events?limit=0".to_string(), "limit"),
+        ("events?limit=1000".to_string(), "limit"),
+        ("sessions?limit=-1".to_string(), "limit"),
+        ("sessions?cursor=abc.def".to_string(), "cursor"),
+        ("sessions?device=x%27%20OR%201%3D1".to_string(), "device"),
+        ("summary?limit=5".to_string(), "limit"),
+        ("active?from=2026-01-01".to_string(), "from"),
+        ("devices?client_id=x".to_string(), "client_id"),
+    ] {
+        let (s, body) = get(
+            &app,
+            &format!("/admin/analytics/{mine}/{query}"),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(
+            (s, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{query}: {body}"
+        );
+    }
+    assert_eq!(
+        get(
+            &app,
+            &format!(
+                "/admin/analytics/{mine}/trends?from={}&to={t}",
+                t - Duration::days(399)
+            ),
+            Some(&admin)
+        )
+        .await
+        .0,
+        200
+    );
+    let (s, body) = get(&app, "/admin/analytics/not-a-uuid/summary", Some(&admin)).await;
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (400, Some("client_id"))
+    );
+    // A parameter that looks like SQL is only ever a bound value.
+    let (s, _) = get(
+        &app,
+        &format!("/admin/analytics/{mine}/sessions?source=%27%3B%20DROP%20TABLE%20clients%3B--"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        c.query_one("SELECT count(*) FROM clients", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        2
+    );
+
+    // The backfill: admin only, validated, and 409 while the nightly job runs.
+    let post = |bearer: String, body: Value| {
+        let url = format!("{}/admin/analytics/rollup", app.url);
+        async move {
+            let res = http()
+                .post(url)
+                .header("authorization", bearer)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                res.status().as_u16(),
+                res.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let y = (t - Duration::days(1)).to_string();
+    assert_eq!(
+        post(user.clone(), json!({ "from": y, "to": y })).await.0,
+        403
+    );
+    for (body, field) in [
+        (json!({ "to": y }), "from"),
+        (json!({ "from": y, "to": t.to_string() }), "to"),
+        (
+            json!({ "from": y, "to": (t - Duration::days(2)).to_string() }),
+            "from",
+        ),
+        (
+            json!({ "from": (t - Duration::days(91)).to_string(), "to": y }),
+            "from",
+        ),
+        (json!({ "from": "yesterday", "to": y }), "from"),
+    ] {
+        let (s, res) = post(admin.clone(), body.clone()).await;
+        assert_eq!(
+            (s, res["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{body}: {res}"
+        );
+    }
+    let holder = db.client().await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('job:' || $1, 0))",
+            &[&JOB],
+        )
+        .await
+        .unwrap();
+    let (s, res) = post(admin.clone(), json!({ "from": y, "to": y })).await;
+    assert_eq!(
+        (s, res["error"]["code"].as_str()),
+        (409, Some("rollup_running")),
+        "{res}"
+    );
+    holder.batch_execute("COMMIT").await.unwrap();
+    let (s, res) = post(admin.clone(), json!({ "from": y, "to": y })).await;
+    assert_eq!(s, 200, "{res}");
+    assert_eq!(res["rollup"]["days"], 1);
+}
