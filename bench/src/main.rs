@@ -103,7 +103,7 @@ enum Command {
         /// A database holding the imported DB-IP data (migrated if needed).
         #[arg(
             long,
-            default_value = "postgres://postgres@localhost:5432/geoip_full?sslmode=disable"
+            default_value = "postgres://postgres@localhost:5432/tracking_leads_bench?sslmode=disable"
         )]
         database_url: String,
     },
