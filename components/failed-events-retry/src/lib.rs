@@ -26,14 +26,6 @@ fn bad_request(code: &str, message: &str, field: Option<&str>) -> Response {
     respond::json(400, &respond::error_body(code, message, field))
 }
 
-fn db_failure(e: &db::DbError) -> Response {
-    if e.is_unavailable() {
-        respond::error(503, "database_unavailable", &e.0)
-    } else {
-        respond::error(500, "database_error", &e.0)
-    }
-}
-
 fn scope(body: &[u8]) -> Result<Scope, Response> {
     const SHAPE: &str = r#"the body must be {"retry_all": true} or {"ids": [<delivery id>, ...]}"#;
     let body: Body = serde_json::from_slice(body)
@@ -86,7 +78,7 @@ fn check_and_requeue(conn: &Connection, ids: &[i64]) -> Result<(), Response> {
               WHERE id = ANY (string_to_array($1::text, ',')::bigint[])",
             std::slice::from_ref(&list),
         )
-        .map_err(|e| db_failure(&e.into()))?;
+        .map_err(|e| respond::db_failure(&e.into(), ""))?;
     let found: Vec<(i64, String)> = rows
         .rows
         .iter()
@@ -123,7 +115,7 @@ fn check_and_requeue(conn: &Connection, ids: &[i64]) -> Result<(), Response> {
         "SELECT id FROM requeue_dead_letters(string_to_array($1::text, ',')::bigint[])",
         &[list],
     )
-    .map_err(|e| db_failure(&e.into()))?;
+    .map_err(|e| respond::db_failure(&e.into(), ""))?;
     Ok(())
 }
 
@@ -145,7 +137,7 @@ fn handle(req: Request) -> Response {
     };
     let conn = match db::connect() {
         Ok(c) => c,
-        Err(e) => return db_failure(&e),
+        Err(e) => return respond::db_failure(&e, ""),
     };
     if let Scope::Ids(ids) = &scope {
         if let Err(r) = check_and_requeue(&conn, ids) {
@@ -164,6 +156,6 @@ fn handle(req: Request) -> Response {
             }
             respond::json(200, &body)
         }
-        Err(e) => db_failure(&e),
+        Err(e) => respond::db_failure(&e, ""),
     }
 }

@@ -10,7 +10,7 @@ use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::pg4::{DbValue, Decode, ParameterValue};
 
-use platform::{auth, db, respond};
+use platform::{auth, db, ids, respond};
 
 const STATUSES: [&str; 4] = ["pending", "retrying", "resolved", "dead_letter"];
 const DESTINATIONS: [&str; 4] = ["meta_capi", "google_ec", "gtm_server", "webhook"];
@@ -80,7 +80,7 @@ fn decode_query(raw: &str) -> Result<Query, Response> {
                     format!("destination must be one of {}", DESTINATIONS.join(", ")),
                 ))
             }
-            "client_id" if is_uuid(v) => q.client_id = Some(v.to_ascii_lowercase()),
+            "client_id" if ids::is_uuid(v) => q.client_id = Some(v.to_ascii_lowercase()),
             "client_id" => return Err(bad("client_id", "client_id must be a UUID".into())),
             "limit" => match v.parse::<i64>() {
                 Ok(n) if (1..=200).contains(&n) => q.limit = n,
@@ -104,14 +104,6 @@ fn decode_query(raw: &str) -> Result<Query, Response> {
         }
     }
     Ok(q)
-}
-
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
 }
 
 fn opt(v: &Option<String>) -> ParameterValue {
@@ -164,8 +156,7 @@ fn handle(req: Request) -> Response {
     };
     let conn = match db::connect() {
         Ok(c) => c,
-        Err(e) if e.is_unavailable() => return respond::error(503, "database_unavailable", &e.0),
-        Err(e) => return respond::error(500, "database_error", &e.0),
+        Err(e) => return respond::db_failure(&e, ""),
     };
     let listed = conn.query(
         LIST,

@@ -15,7 +15,9 @@ use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::pg4::{Connection, Decode, ParameterValue};
 
-use delivery::{Endpoints, Kind, Outcome};
+use delivery::bisect::EventOutcome;
+use delivery::run;
+use delivery::{Endpoints, Kind};
 use ingest::client_ip::{self, IpNet, IpStorage};
 use ingest::site::{self, Site};
 use leads::geo::{self, IpLocation};
@@ -87,12 +89,7 @@ impl Config {
                     .parse()
                     .map_err(|_| "variable geo_remote_pause_seconds must be a whole number")?,
             ),
-            endpoints: Endpoints {
-                meta_base_url: variable("meta_capi_base_url")?,
-                meta_api_version: variable("meta_capi_api_version")?,
-                google_ads_base_url: variable("google_ads_base_url")?,
-                google_ads_api_version: variable("google_ads_api_version")?,
-            },
+            endpoints: Endpoints::from_variables()?,
             inline_timeout: millis("delivery_inline_timeout_ms")?,
         })
     }
@@ -107,22 +104,6 @@ fn lead_error(e: LeadError) -> Response {
         e.status,
         &respond::error_body(e.code, &e.message, e.field.as_deref()),
     )
-}
-
-fn db_failure(e: &db::DbError) -> Response {
-    if e.is_unavailable() {
-        respond::error(
-            503,
-            "database_unavailable",
-            &format!("the lead was not stored: {e}"),
-        )
-    } else {
-        respond::error(
-            500,
-            "database_error",
-            &format!("the lead was not stored: {e}"),
-        )
-    }
 }
 
 #[http_component]
@@ -197,7 +178,7 @@ fn preflight(req: &Request) -> Response {
     };
     let conn = match db::connect() {
         Ok(c) => c,
-        Err(e) => return db_failure(&e),
+        Err(e) => return respond::db_failure(&e, "the lead was not stored"),
     };
     let local = Site {
         root_domain: None,
@@ -208,7 +189,7 @@ fn preflight(req: &Request) -> Response {
     match conn.query(sql::ANY_CLIENT_FOR_ORIGIN, &[roots.into(), local.into()]) {
         Ok(rows) if !rows.rows.is_empty() => {}
         Ok(_) => return refused(),
-        Err(e) => return db_failure(&db::DbError::from(e)),
+        Err(e) => return respond::db_failure(&db::DbError::from(e), "the lead was not stored"),
     }
     cors::preflight_allowed(&origin)
 }
@@ -237,7 +218,7 @@ fn save(req: &Request) -> Response {
     };
     let conn = match db::connect() {
         Ok(c) => c,
-        Err(e) => return db_failure(&e),
+        Err(e) => return respond::db_failure(&e, "the lead was not stored"),
     };
     let client = match load_client(&conn, &lead.client_id) {
         Ok(Some(c)) => c,
@@ -249,7 +230,7 @@ fn save(req: &Request) -> Response {
                 field: Some("client_id".into()),
             })
         }
-        Err(e) => return db_failure(&e),
+        Err(e) => return respond::db_failure(&e, "the lead was not stored"),
     };
     if !client.enabled {
         return lead_error(LeadError {
@@ -412,7 +393,7 @@ fn save(req: &Request) -> Response {
         ))
     }) {
         Ok(v) => v,
-        Err(e) => return with_cors(db_failure(&e), cors),
+        Err(e) => return with_cors(respond::db_failure(&e, "the lead was not stored"), cors),
     };
     if !created {
         return with_cors(
@@ -597,39 +578,23 @@ fn deliver_inline(
             event_payload: q.event_payload.clone(),
             user_data: q.user_data.clone(),
         };
-        let started = Instant::now();
-        let (outcome, status) =
-            match delivery::request(*kind, &dest.config, &config.endpoints, &[event]) {
-                Err(e) => (
-                    Outcome::DeadLetter {
-                        reason: "config".into(),
-                        error: e.0,
-                    },
-                    None,
-                ),
-                Ok(request) => match outbound::send(&request, config.inline_timeout) {
-                    Ok(response) => (delivery::classify(*kind, &response), Some(response.status)),
-                    Err(e) => (delivery::classify_send_error(&e), None),
-                },
-            };
-        let latency_ms = started.elapsed().as_millis() as u64;
-        let (error, retry_in, reason) = match &outcome {
-            Outcome::Resolved => (None, None, None),
-            Outcome::Retry { error, after } => {
-                let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
-                let wait = after.unwrap_or_else(|| delivery::backoff(0, jitter));
-                (Some(error.clone()), Some(wait.as_secs_f64()), None)
-            }
-            Outcome::DeadLetter { reason, error } => {
-                (Some(error.clone()), None, Some(reason.clone()))
-            }
-        };
-        results.push(json!({
-            "id": delivery_id, "outcome": outcome.name(), "http_status": status,
-            "error": error, "latency_ms": latency_ms, "retry_in_secs": retry_in,
-            "dead_letter_reason": reason,
-        }));
-        summary.push((*delivery_id, kind.as_str(), outcome.name()));
+        // The inline attempt is not a retry: retry_count stays 0.
+        let sent = run::send_batch(
+            *kind,
+            &dest.config,
+            &config.endpoints,
+            &[event],
+            config.inline_timeout,
+        );
+        let name = sent.outcome.name();
+        results.push(run::result_json(
+            &EventOutcome {
+                id: *delivery_id,
+                sent,
+            },
+            0,
+        ));
+        summary.push((*delivery_id, kind.as_str(), name));
     }
     let recorded: HashMap<i64, String> = conn
         .query(

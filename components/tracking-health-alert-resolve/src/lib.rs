@@ -36,8 +36,7 @@ fn handle(req: Request) -> Response {
     };
     let conn = match db::connect() {
         Ok(c) => c,
-        Err(e) if e.is_unavailable() => return respond::error(503, "database_unavailable", &e.0),
-        Err(e) => return respond::error(500, "database_error", &e.0),
+        Err(e) => return respond::db_failure(&e, ""),
     };
     let by = caller.subject.unwrap_or_else(|| "admin".into());
     let rows = match conn.query(

@@ -157,8 +157,7 @@ fn handle(req: Request) -> Response {
     };
     let conn = match db::connect() {
         Ok(c) => c,
-        Err(e) if e.is_unavailable() => return respond::error(503, "database_unavailable", &e.0),
-        Err(e) => return respond::error(500, "database_error", &e.0),
+        Err(e) => return respond::db_failure(&e, ""),
     };
     match summary(&conn, &thresholds) {
         Ok(body) => respond::json(200, &body),

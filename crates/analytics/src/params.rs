@@ -264,14 +264,7 @@ pub fn parse(endpoint: Endpoint, raw: &str, now: DateTime<Utc>) -> Result<Query,
     })
 }
 
-/// Whether `s` is a UUID in its canonical textual form (any case).
-pub fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
-}
+pub use platform::ids::is_uuid;
 
 #[cfg(test)]
 mod tests {

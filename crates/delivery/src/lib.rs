@@ -61,6 +61,21 @@ pub struct Endpoints {
     pub google_ads_api_version: String,
 }
 
+impl Endpoints {
+    /// From the Spin variables every delivering component declares.
+    pub fn from_variables() -> Result<Endpoints, String> {
+        let var = |name: &str| {
+            spin_sdk::variables::get(name).map_err(|e| format!("variable {name}: {e}"))
+        };
+        Ok(Endpoints {
+            meta_base_url: var("meta_capi_base_url")?,
+            meta_api_version: var("meta_capi_api_version")?,
+            google_ads_base_url: var("google_ads_base_url")?,
+            google_ads_api_version: var("google_ads_api_version")?,
+        })
+    }
+}
+
 /// One outbox row as the adapters need it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queued {

@@ -135,8 +135,9 @@ fn jitter() -> f64 {
     (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0
 }
 
-/// The JSON `record_delivery_outcomes` takes for one event.
-fn result_json(o: &EventOutcome, retry_count_after: i32) -> Value {
+/// The JSON `record_delivery_outcomes` takes for one event; a retry waits
+/// `Retry-After`, else the backoff for `retry_count_after`.
+pub fn result_json(o: &EventOutcome, retry_count_after: i32) -> Value {
     let (error, retry_in, reason) = match &o.sent.outcome {
         Outcome::Resolved => (None, None, None),
         Outcome::Retry { error, after } => {
@@ -280,7 +281,8 @@ fn dead(id: i64, reason: &str, error: &str) -> EventOutcome {
     }
 }
 
-fn send_batch(
+/// Sends one request carrying `events` to a destination and classifies the answer.
+pub fn send_batch(
     kind: Kind,
     config: &Value,
     endpoints: &Endpoints,
@@ -321,12 +323,7 @@ impl Limits {
                 .map_err(|_| format!("variable {name} must be a whole number"))
         };
         Ok(Limits {
-            endpoints: Endpoints {
-                meta_base_url: var("meta_capi_base_url")?,
-                meta_api_version: var("meta_capi_api_version")?,
-                google_ads_base_url: var("google_ads_base_url")?,
-                google_ads_api_version: var("google_ads_api_version")?,
-            },
+            endpoints: Endpoints::from_variables()?,
             request_timeout: Duration::from_millis(number("delivery_timeout_ms")?),
             budget: Duration::from_millis(number("retry_run_budget_ms")?),
             max_events: number("retry_max_events")? as usize,

@@ -176,7 +176,7 @@ pub fn parse(body: &[u8]) -> Result<LeadRequest, LeadError> {
         }
     }
     lead.client_id = lead.client_id.trim().to_string();
-    if !is_uuid(&lead.client_id) {
+    if !platform::ids::is_uuid(&lead.client_id) {
         return Err(LeadError::field("client_id", "client_id must be a UUID"));
     }
     lead.event_id = lead.event_id.trim().to_string();
@@ -225,14 +225,6 @@ pub fn parse(body: &[u8]) -> Result<LeadRequest, LeadError> {
         }
     }
     Ok(lead)
-}
-
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
 }
 
 /// The contact fields after validation.

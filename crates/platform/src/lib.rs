@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cors;
 pub mod db;
+pub mod ids;
 pub mod jobs;
 pub mod outbound;
 pub mod respond;

@@ -46,3 +46,19 @@ pub fn method_not_allowed(allowed: &[&str]) -> Response {
         .body(bytes)
         .build()
 }
+
+/// The answer to a database failure: 503 `database_unavailable` when the
+/// database could not be reached (the caller may retry), else 500
+/// `database_error`; `context` says what did not happen ("the lead was not stored").
+pub fn db_failure(e: &crate::db::DbError, context: &str) -> Response {
+    let message = if context.is_empty() {
+        e.to_string()
+    } else {
+        format!("{context}: {e}")
+    };
+    if e.is_unavailable() {
+        error(503, "database_unavailable", &message)
+    } else {
+        error(500, "database_error", &message)
+    }
+}
