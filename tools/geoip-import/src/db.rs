@@ -75,17 +75,25 @@ pub async fn check(client: &Client) -> Result<()> {
             "the database has no geoip tables (migration V6__geoip.sql): run spin-local migrate first"
         );
     }
-    let locked: bool = client
-        .query_one(
-            "SELECT pg_try_advisory_lock(hashtextextended('job:geoip-import', 0))",
-            &[],
-        )
-        .await?
-        .get(0);
-    if !locked {
-        bail!("another geoip-import is running on this database");
+    // A previous import's backend may still be exiting when the next one
+    // starts (its lock goes with the session): wait a little before refusing.
+    for attempt in 0..50 {
+        let locked: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended('job:geoip-import', 0))",
+                &[],
+            )
+            .await?
+            .get(0);
+        if locked {
+            return Ok(());
+        }
+        if attempt == 0 {
+            eprintln!("geoip-import: another import holds the lock; waiting up to 5 s");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    Ok(())
+    bail!("another geoip-import is running on this database")
 }
 
 /// Starts the load: fresh `*_new` tables shaped like the live ones (columns,
