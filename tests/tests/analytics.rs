@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 use integration_tests::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -27,14 +28,56 @@ async fn app(db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
 }
 
 async fn add_client(c: &tokio_postgres::Client, name: &str) -> Uuid {
+    add_client_in(c, name, "UTC").await
+}
+
+/// A client whose reporting time zone is `zone`.
+async fn add_client_in(c: &tokio_postgres::Client, name: &str, zone: &str) -> Uuid {
     let id = Uuid::new_v4();
     c.execute(
-        "INSERT INTO clients (id, name, root_domain) VALUES ($1, $2, 'shop.example')",
-        &[&id, &name],
+        "INSERT INTO clients (id, name, root_domain, time_zone) VALUES ($1, $2, 'shop.example', $3)",
+        &[&id, &name, &zone],
     )
     .await
     .unwrap();
     id
+}
+
+/// The first instant of local day `d` in `tz`.
+fn local_midnight(d: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
+        .earliest()
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// Every (local day, zone) of `zones` that ended in (after, until].
+fn ended_between(
+    zones: &[Tz],
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for tz in zones {
+        let mut d = after.with_timezone(tz).date_naive() - Duration::days(1);
+        while local_midnight(d + Duration::days(1), *tz) <= until {
+            if local_midnight(d + Duration::days(1), *tz) > after {
+                out.insert((d.to_string(), tz.name().to_string()));
+            }
+            d += Duration::days(1);
+        }
+    }
+    out
+}
+
+/// Waits, if needed, until no local day of `zones` ends in the next 40 s, so
+/// that which days have ended is the same before and after a nightly run.
+async fn clear_of_day_ends(zones: &[Tz]) {
+    let now = Utc::now();
+    let ends = ended_between(zones, now, now + Duration::seconds(40));
+    if !ends.is_empty() {
+        tokio::time::sleep(std::time::Duration::from_secs(41)).await;
+    }
 }
 
 /// A generated data set for `client` over the six UTC days before `end`:
@@ -91,6 +134,8 @@ async fn event(
 
 struct Ev {
     client: Uuid,
+    /// The client's reporting time zone.
+    tz: Tz,
     person: String,
     session: Option<String>,
     name: String,
@@ -106,8 +151,9 @@ struct Ev {
 
 async fn raw_events(c: &tokio_postgres::Client) -> Vec<Ev> {
     c.query(
-        "SELECT client_id, person_id, session_id, event_name, occurred_at, event_id, is_bot,
-                referrer_domain, utm_source, device_type, browser, os FROM session_events",
+        "SELECT e.client_id, person_id, session_id, event_name, occurred_at, event_id, is_bot,
+                referrer_domain, utm_source, device_type, browser, os, c.time_zone
+           FROM session_events e JOIN clients c ON c.id = e.client_id",
         &[],
     )
     .await
@@ -115,6 +161,7 @@ async fn raw_events(c: &tokio_postgres::Client) -> Vec<Ev> {
     .iter()
     .map(|r| Ev {
         client: r.get(0),
+        tz: r.get::<_, String>(12).parse().unwrap(),
         person: r.get(1),
         session: r.get(2),
         name: r.get(3),
@@ -130,27 +177,39 @@ async fn raw_events(c: &tokio_postgres::Client) -> Vec<Ev> {
     .collect()
 }
 
+impl Ev {
+    /// The local day of the event in its client's time zone.
+    fn day(&self) -> NaiveDate {
+        self.at.with_timezone(&self.tz).date_naive()
+    }
+}
+
 /// The rollup's figures computed here, independently, from the raw events:
-/// per (client, day) before `before`, the JSON of a widget_daily_stats row.
-fn direct(events: &[Ev], before: NaiveDate) -> BTreeMap<(Uuid, String), Value> {
+/// per (client, local day in the client's zone) for which `keep` is true,
+/// the JSON of a widget_daily_stats row.
+fn direct(
+    events: &[Ev],
+    keep: impl Fn(Uuid, &str, NaiveDate) -> bool,
+) -> BTreeMap<(Uuid, String), Value> {
     // A visitor is new on the first day any (human) event of theirs was seen.
     let mut first_day: HashMap<(Uuid, &str), NaiveDate> = HashMap::new();
     for e in events.iter().filter(|e| !e.bot) {
-        let d = e.at.date_naive();
+        let d = e.day();
         first_day
             .entry((e.client, &e.person))
             .and_modify(|f| *f = (*f).min(d))
             .or_insert(d);
     }
     let mut groups: BTreeMap<(Uuid, NaiveDate), Vec<&Ev>> = BTreeMap::new();
-    for e in events.iter().filter(|e| e.at.date_naive() < before) {
-        groups
-            .entry((e.client, e.at.date_naive()))
-            .or_default()
-            .push(e);
+    for e in events
+        .iter()
+        .filter(|e| keep(e.client, e.tz.name(), e.day()))
+    {
+        groups.entry((e.client, e.day())).or_default().push(e);
     }
     let mut out = BTreeMap::new();
     for ((client, day), evs) in groups {
+        let zone = evs[0].tz.name();
         let humans: Vec<&&Ev> = evs.iter().filter(|e| !e.bot).collect();
         let bots: Vec<&&Ev> = evs.iter().filter(|e| e.bot).collect();
         let count = |name: &str| humans.iter().filter(|e| e.name == name).count();
@@ -218,6 +277,7 @@ fn direct(events: &[Ev], before: NaiveDate) -> BTreeMap<(Uuid, String), Value> {
                 "event_counts": names,
                 "referrers": mixes[0], "utm_sources": mixes[1], "devices": mixes[2],
                 "browsers": mixes[3], "os": mixes[4],
+                "time_zone": zone,
             }),
         );
     }
@@ -274,40 +334,83 @@ async fn last_run(c: &tokio_postgres::Client) -> (String, Value) {
     (r.get(0), r.get(1))
 }
 
+/// The (day, zone) pairs a run reports in `rollup.days`.
+fn rolled_pairs(detail: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for d in detail["rollup"]["days"].as_array().unwrap() {
+        for z in d["time_zones"].as_array().unwrap() {
+            out.insert((
+                d["day"].as_str().unwrap().to_string(),
+                z.as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Asserts `must ⊆ actual ⊆ must ∪ may`.
+fn assert_between(
+    actual: &BTreeSet<(String, String)>,
+    must: &BTreeSet<(String, String)>,
+    may: &BTreeSet<(String, String)>,
+    what: &str,
+) {
+    assert!(
+        must.is_subset(actual),
+        "{what}: {actual:?} lacks some of {must:?}"
+    );
+    let extra: Vec<_> = actual
+        .difference(must)
+        .filter(|p| !may.contains(*p))
+        .collect();
+    assert!(extra.is_empty(), "{what}: unexpected {extra:?}");
+}
+
 #[tokio::test]
-async fn the_rollup_equals_a_direct_computation_reruns_change_nothing_and_late_events_are_picked_up(
+async fn the_rollup_cuts_days_in_each_clients_zone_equals_a_direct_computation_and_picks_up_late_events(
 ) {
     let db = TestDb::new().await;
     let c = db.client().await;
     let app = app(&db, &[]).await;
     let t = today();
-    let (a, b) = (add_client(&c, "a").await, add_client(&c, "b").await);
+    let (utc, tokyo, ny) = (Tz::UTC, Tz::Asia__Tokyo, Tz::America__New_York);
+    let zones = [utc, tokyo, ny];
+    let a = add_client(&c, "a").await;
+    let b = add_client_in(&c, "b", "Asia/Tokyo").await;
+    let n = add_client_in(&c, "n", "America/New_York").await;
     generate(&c, a, 900, t, "a").await;
     generate(&c, b, 400, t, "b").await;
-    // A session spanning midnight: a chat after midnight converts only the second day.
-    let y = midnight(t - Duration::days(1));
-    event(
-        &c,
-        a,
-        "pm",
-        Some("sm"),
-        "widget_impression",
-        y - Duration::minutes(10),
-        Some("ads.example"),
-        "mobile",
-    )
-    .await;
-    event(
-        &c,
-        a,
-        "pm",
-        Some("sm"),
-        "chat_started",
-        y + Duration::minutes(15),
-        None,
-        "desktop",
-    )
-    .await;
+    generate(&c, n, 300, t, "n").await;
+    // Sessions spanning local midnight: a chat after midnight converts only
+    // the second day (UTC for a, New York for n).
+    for (client, tz, day) in [
+        (a, utc, t - Duration::days(1)),
+        (n, ny, t - Duration::days(3)),
+    ] {
+        let m = local_midnight(day, tz);
+        event(
+            &c,
+            client,
+            "pm",
+            Some("sm"),
+            "widget_impression",
+            m - Duration::minutes(10),
+            Some("ads.example"),
+            "mobile",
+        )
+        .await;
+        event(
+            &c,
+            client,
+            "pm",
+            Some("sm"),
+            "chat_started",
+            m + Duration::minutes(15),
+            None,
+            "desktop",
+        )
+        .await;
+    }
     // A visitor first seen two days ago, who will turn out (late event) to
     // have come three days ago: their "new" moves a day earlier.
     event(
@@ -339,36 +442,81 @@ async fn the_rollup_equals_a_direct_computation_reruns_change_nothing_and_late_e
         .await
         .unwrap();
 
+    // The first run has no watermark: every local day with events that has
+    // ended is rolled up, in its client's zone.
+    clear_of_day_ends(&zones).await;
+    let before = Utc::now();
     nightly(&app, Utc::now()).await;
+    let after = Utc::now();
     let (outcome, detail) = last_run(&c).await;
     assert_eq!(outcome, "succeeded", "{detail}");
-    // The first run has no watermark: every day with events is rolled up.
-    let days: Vec<String> = (1..=6)
-        .rev()
-        .map(|i| (t - Duration::days(i)).to_string())
-        .collect();
-    assert_eq!(detail["rollup"]["days"], json!(days), "{detail}");
     let events = raw_events(&c).await;
-    let expected = direct(&events, t);
-    assert_eq!(
-        expected.len(),
-        12,
-        "both clients have events on each of the six days"
+    let with_events: BTreeSet<(String, String)> = events
+        .iter()
+        .map(|e| (e.day().to_string(), e.tz.name().to_string()))
+        .collect();
+    let ended = |until: DateTime<Utc>| -> BTreeSet<(String, String)> {
+        with_events
+            .iter()
+            .filter(|(d, z)| {
+                let tz: Tz = z.parse().unwrap();
+                local_midnight(d.parse::<NaiveDate>().unwrap() + Duration::days(1), tz) <= until
+            })
+            .cloned()
+            .collect()
+    };
+    let mut rolled = rolled_pairs(&detail);
+    assert_between(&rolled, &ended(before), &ended(after), "first run");
+    // Tokyo's days run 15:00–15:00 UTC: its events of the first UTC day fall
+    // on the local day before only in New York, its last ones on today in Tokyo.
+    assert!(rolled.contains(&(
+        (t - Duration::days(7)).to_string(),
+        "America/New_York".into()
+    )));
+    assert!(!rolled
+        .iter()
+        .any(|(d, z)| *d == (t - Duration::days(7)).to_string() && z != "America/New_York"));
+    let keep = |rolled: &BTreeSet<(String, String)>| {
+        let rolled = rolled.clone();
+        move |_: Uuid, z: &str, d: NaiveDate| rolled.contains(&(d.to_string(), z.to_string()))
+    };
+    let expected = direct(&events, keep(&rolled));
+    assert!(
+        expected.len() >= 17,
+        "three clients, about six days each: {}",
+        expected.len()
     );
     let first = stats(&c).await;
     assert_same(&first, &expected);
     let midnight_day = &first[&(a, (t - Duration::days(1)).to_string())];
     assert!(midnight_day["devices"]["desktop"].as_i64().unwrap() >= 1);
+    let ny_days: Vec<&String> = first
+        .keys()
+        .filter(|(c, _)| *c == n)
+        .map(|(_, d)| d)
+        .collect();
+    assert!(
+        ny_days.contains(&&(t - Duration::days(3)).to_string()),
+        "{ny_days:?}"
+    );
 
-    // Rerunning (the cron again, then a backfill of the whole range) changes nothing.
+    // Rerunning changes nothing: the cron again rolls up only days that ended
+    // since (none, or one that ended within the watermark's margin) ...
+    clear_of_day_ends(&zones).await;
+    let before = Utc::now();
     nightly(&app, Utc::now()).await;
     let (_, detail) = last_run(&c).await;
-    assert_eq!(
-        detail["rollup"]["days"],
-        json!([days[5]]),
-        "only yesterday: {detail}"
-    );
-    assert_same(&stats(&c).await, &expected);
+    let again = rolled_pairs(&detail);
+    let recent = ended_between(&zones, before - Duration::minutes(11), Utc::now());
+    assert_between(&again, &BTreeSet::new(), &recent, "second run");
+    rolled.extend(again);
+    assert_same(&stats(&c).await, &direct(&events, keep(&rolled)));
+    // ... and a backfill of the six UTC dates before today rewrites them in
+    // every zone where they have ended, with the same figures.
+    let days: Vec<String> = (1..=6)
+        .rev()
+        .map(|i| (t - Duration::days(i)).to_string())
+        .collect();
     let res = http()
         .post(format!("{}/admin/analytics/rollup", app.url))
         .header("authorization", admin_bearer())
@@ -379,10 +527,33 @@ async fn the_rollup_equals_a_direct_computation_reruns_change_nothing_and_late_e
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["rollup"]["days"], 6, "{body}");
-    assert_same(&stats(&c).await, &expected);
+    let backfilled: BTreeSet<(String, String)> = body["rollup"]["rolled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| {
+            let day = d["day"].as_str().unwrap().to_string();
+            d["time_zones"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |z| (day.clone(), z.as_str().unwrap().to_string()))
+        })
+        .collect();
+    for day in &days[..5] {
+        for z in ["UTC", "Asia/Tokyo", "America/New_York"] {
+            assert!(
+                backfilled.contains(&(day.clone(), z.to_string())),
+                "{day} {z}: {body}"
+            );
+        }
+    }
+    rolled.extend(backfilled);
+    assert_same(&stats(&c).await, &direct(&events, keep(&rolled)));
 
     // Late events: one for a visitor first seen two days later (whose "new"
-    // moves earlier), one in an existing session, one new visitor.
+    // moves earlier), one new visitor; both three days ago at 12:00 UTC,
+    // which is day −3 in Tokyo and in UTC.
     let d3 = midnight(t - Duration::days(3)) + Duration::hours(12);
     event(
         &c,
@@ -406,15 +577,25 @@ async fn the_rollup_equals_a_direct_computation_reruns_change_nothing_and_late_e
         "mobile",
     )
     .await;
+    clear_of_day_ends(&zones).await;
+    let before = Utc::now();
     nightly(&app, Utc::now()).await;
     let (_, detail) = last_run(&c).await;
-    let rolled: Vec<String> = serde_json::from_value(detail["rollup"]["days"].clone()).unwrap();
-    // Day −3 (late events), day −2 (its "new" visitor was not new) and yesterday.
-    assert_eq!(
-        rolled,
-        [days[3].clone(), days[4].clone(), days[5].clone()],
-        "{detail}"
-    );
+    let late = rolled_pairs(&detail);
+    // Day −3 (late events) and day −2 (its "new" visitor was not new), in
+    // the zones of the clients that had late events.
+    let must: BTreeSet<(String, String)> = [3, 2]
+        .iter()
+        .flat_map(|i| {
+            let day = (t - Duration::days(*i)).to_string();
+            [
+                (day.clone(), "Asia/Tokyo".to_string()),
+                (day, "UTC".to_string()),
+            ]
+        })
+        .collect();
+    let recent = ended_between(&zones, before - Duration::minutes(11), Utc::now());
+    assert_between(&late, &must, &recent, "late events");
     let shift_day = (b, days[4].clone());
     assert_eq!(
         stats(&c).await[&shift_day]["new_visitors"]
@@ -423,11 +604,12 @@ async fn the_rollup_equals_a_direct_computation_reruns_change_nothing_and_late_e
             + 1,
         first[&shift_day]["new_visitors"].as_i64().unwrap()
     );
+    rolled.extend(late);
     let after = stats(&c).await;
-    let expected = direct(&raw_events(&c).await, t);
-    assert_same(&after, &expected);
+    assert_same(&after, &direct(&raw_events(&c).await, keep(&rolled)));
     assert_ne!(after[&(a, days[3].clone())], first[&(a, days[3].clone())]);
     assert_eq!(after[&(a, days[0].clone())], first[&(a, days[0].clone())]);
+    assert_eq!(after[&(n, days[3].clone())], first[&(n, days[3].clone())]);
 }
 
 #[tokio::test]
@@ -436,10 +618,12 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     let c = db.client().await;
     let app = app(&db, &[("analytics_retention_batch_size", "2")]).await;
     let t = today();
-    let client = add_client(&c, "r").await;
+    let r = add_client(&c, "r").await;
+    let k = add_client_in(&c, "k", "Asia/Tokyo").await;
     let cutoff = t - Duration::days(90);
-    // Three old months: one rolled up, one with an unrolled day, and the month
-    // holding the cutoff (not entirely past its period).
+    // Three old months: one whose days are rolled up in UTC, one with an
+    // unrolled day, and the month holding the cutoff (not entirely past
+    // its period).
     let month = |d: NaiveDate| NaiveDate::from_ymd_opt(d.year(), d.month(), 1).unwrap();
     let cut_month = month(cutoff);
     let m_unrolled = month(cut_month - Duration::days(1));
@@ -448,7 +632,7 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     for (m, hours) in [(m_rolled, 30), (m_unrolled, 30)] {
         event(
             &c,
-            client,
+            r,
             "old",
             Some("so"),
             "widget_impression",
@@ -458,11 +642,24 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
         )
         .await;
     }
+    // An hour before the end of m_rolled in UTC is already the next day in
+    // Tokyo: the Tokyo client's local day m_unrolled overlaps m_rolled.
+    event(
+        &c,
+        k,
+        "old-k",
+        Some("sk"),
+        "widget_impression",
+        midnight(m_unrolled) - Duration::hours(1),
+        None,
+        "desktop",
+    )
+    .await;
     // Before the cutoff but in the cutoff's month: kept with its partition.
     if cutoff > cut_month {
         event(
             &c,
-            client,
+            r,
             "old",
             Some("so2"),
             "widget_impression",
@@ -473,24 +670,57 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
         .await;
     }
     let rolled_day = m_rolled + Duration::days(1);
-    c.execute("SELECT analytics_rollup_day($1)", &[&rolled_day])
-        .await
-        .unwrap();
+    c.execute(
+        "SELECT analytics_rollup_day($1, ARRAY['UTC'])",
+        &[&rolled_day],
+    )
+    .await
+    .unwrap();
 
-    // Sessions: five past the 365 days with rolled-up days, one past it whose
-    // day has no rollup, one recent.
-    let old = midnight(t - Duration::days(400));
-    for i in 0..5 {
-        c.execute(
-            "INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at)
-             VALUES ($1, $2, 'x', $3, $3)",
-            &[&client, &format!("old-{i}"), &(old + Duration::minutes(i))],
+    // What may be dropped, before the nightly job: m_rolled waits for the
+    // Tokyo day, m_unrolled for its UTC day; empty old months may go.
+    let listing: BTreeMap<String, (bool, Vec<String>)> = c
+        .query(
+            "SELECT partition_name, droppable, unrolled_days FROM analytics_expired_event_partitions($1)",
+            &[&midnight(cutoff)],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), (row.get(1), row.get(2))))
+        .collect();
+    assert_eq!(
+        listing[&name(m_rolled)],
+        (false, vec![format!("{m_unrolled} Asia/Tokyo")])
+    );
+    let day_after = m_unrolled + Duration::days(1);
+    assert_eq!(
+        listing[&name(m_unrolled)],
+        (false, vec![format!("{day_after} UTC")])
+    );
+    assert!(
+        listing.values().filter(|(ok, _)| *ok).count() >= 1,
+        "{listing:?}"
+    );
+    assert!(!listing.contains_key(&name(cut_month)));
+
+    // Sessions: five of r past the 365 days on a day rolled up in UTC, one
+    // of r on a day with no rollup; three of k on the same date, which has
+    // no rollup in Tokyo yet; one recent.
+    let old = midnight(t - Duration::days(400));
+    for (client, prefix, n) in [(r, "old", 5), (k, "old-k", 3)] {
+        for i in 0..n {
+            c.execute(
+                "INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at)
+                 VALUES ($1, $2, 'x', $3, $3)",
+                &[&client, &format!("{prefix}-{i}"), &(old + Duration::minutes(i))],
+            )
+            .await
+            .unwrap();
+        }
     }
     c.execute(
-        "INSERT INTO analytics_rollup_days (day, rolled_up_at) VALUES ($1, now())",
+        "INSERT INTO analytics_rollup_days (time_zone, day, rolled_up_at) VALUES ('UTC', $1, now())",
         &[&old.date_naive()],
     )
     .await
@@ -498,17 +728,13 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     c.execute(
         "INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at)
          VALUES ($1, 'old-unrolled', 'x', $2, $2), ($1, 'recent', 'x', now(), now())",
-        &[&client, &(old - Duration::days(1))],
+        &[&r, &(old - Duration::days(1))],
     )
     .await
     .unwrap();
     c.execute(
         "INSERT INTO analytics_visitors VALUES ($1, 'gone', $2, $2), ($1, 'kept', $2, $3)",
-        &[
-            &client,
-            &(t - Duration::days(500)),
-            &(t - Duration::days(10)),
-        ],
+        &[&r, &(t - Duration::days(500)), &(t - Duration::days(10))],
     )
     .await
     .unwrap();
@@ -523,72 +749,125 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     nightly(&app, Utc::now()).await;
     let (outcome, detail) = last_run(&c).await;
     assert_eq!(outcome, "succeeded", "{detail}");
-    let r = &detail["retention"];
-    // Every partition entirely before the cutoff is gone (empty ones too),
-    // but the one with an unrolled day; the others are all there.
-    for (p, hi) in &partitions_before {
-        let past = *hi <= midnight(cutoff);
-        let expect = !past || *p == name(m_unrolled);
-        assert_eq!(exists(&c, p).await, expect, "{p}: {r}");
-    }
-    let dropped: Vec<String> = r["partitions_dropped"]
+    let ret = &detail["retention"];
+    // The days that held partitions back were rolled up first ...
+    let first: BTreeSet<(String, String)> = ret["rolled_up_first"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["partition"].as_str().unwrap().to_string())
+        .flat_map(|d| {
+            let day = d["day"].as_str().unwrap().to_string();
+            d["time_zones"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |z| (day.clone(), z.as_str().unwrap().to_string()))
+        })
         .collect();
-    assert!(dropped.contains(&name(m_rolled)), "{r}");
     assert_eq!(
-        r["partitions_kept"][0]["partition"],
-        name(m_unrolled),
-        "{r}"
+        first,
+        BTreeSet::from([
+            (m_unrolled.to_string(), "Asia/Tokyo".to_string()),
+            (day_after.to_string(), "UTC".to_string())
+        ]),
+        "{ret}"
     );
-    assert_eq!(r["events_dropped"], 1, "{r}");
+    let stats_of = |client: Uuid, day: NaiveDate| {
+        let c = &c;
+        async move {
+            c.query_opt(
+                "SELECT events, time_zone FROM widget_daily_stats WHERE client_id = $1 AND day = $2",
+                &[&client, &day],
+            )
+            .await
+            .unwrap()
+            .map(|row| (row.get::<_, i64>(0), row.get::<_, String>(1)))
+        }
+    };
+    assert_eq!(
+        stats_of(k, m_unrolled).await,
+        Some((1, "Asia/Tokyo".to_string()))
+    );
+    assert_eq!(stats_of(r, day_after).await, Some((1, "UTC".to_string())));
+    // ... then every partition entirely before the cutoff went (empty ones
+    // too), and the others are all there.
+    for (p, hi) in &partitions_before {
+        let past = *hi <= midnight(cutoff);
+        assert_eq!(exists(&c, p).await, !past, "{p}: {ret}");
+    }
+    assert_eq!(ret["partitions_kept"], json!([]), "{ret}");
+    assert_eq!(ret["events_dropped"], 3, "{ret}");
     let left: i64 = c
         .query_one("SELECT count(*) FROM session_events", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(left, if cutoff > cut_month { 2 } else { 1 });
-    // The rolled-up day's stats stay, and its rollup is never recomputed.
-    let stats_rows: i64 = c
-        .query_one(
-            "SELECT count(*) FROM widget_daily_stats WHERE day = $1",
-            &[&rolled_day],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(stats_rows, 1);
-    let rerun: bool = c
-        .query_one(
-            "SELECT rolled FROM analytics_rollup_day($1)",
-            &[&rolled_day],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(!rerun, "a purged day must not be recomputed");
-    // Sessions: exactly the five rolled-up expired ones, in batches of two.
-    assert_eq!(r["sessions_deleted"], 5, "{r}");
-    let sessions: Vec<String> = c
-        .query(
-            "SELECT session_id FROM widget_sessions ORDER BY session_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(sessions, ["old-unrolled", "recent"]);
-    assert_eq!(r["visitors_deleted"], 1, "{r}");
-    assert_eq!(r["daily_stats_deleted"], 0, "{r}");
-    // A second run finds nothing more to remove.
+    assert_eq!(left, if cutoff > cut_month { 1 } else { 0 });
+    // The rolled-up days' stats stay, and a day whose events are (even
+    // partly) gone is never recomputed: the Tokyo day that starts at 15:00
+    // UTC the day before the cutoff month is purged, the UTC day is not.
+    let rerun = |day: NaiveDate, zone: &'static str| {
+        let c = &c;
+        async move {
+            let row = c
+                .query_one(
+                    "SELECT cardinality(rolled_zones), cardinality(purged_zones)
+                       FROM analytics_rollup_day($1, ARRAY[$2::text])",
+                    &[&day, &zone],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, i32>(0), row.get::<_, i32>(1))
+        }
+    };
+    assert_eq!(stats_of(r, rolled_day).await, Some((1, "UTC".to_string())));
+    assert_eq!(
+        rerun(rolled_day, "UTC").await,
+        (0, 1),
+        "a purged day must not be recomputed"
+    );
+    assert_eq!(stats_of(r, rolled_day).await, Some((1, "UTC".to_string())));
+    assert_eq!(rerun(m_unrolled, "Asia/Tokyo").await, (0, 1));
+    assert_eq!(rerun(cut_month, "Asia/Tokyo").await, (0, 1));
+    assert_eq!(rerun(cut_month, "UTC").await, (1, 0));
+    // Sessions: exactly r's five expired ones on a rolled-up day, in
+    // batches of two; k's wait for their Tokyo day.
+    assert_eq!(ret["sessions_deleted"], 5, "{ret}");
+    assert_eq!(
+        session_ids(&c).await,
+        ["old-k-0", "old-k-1", "old-k-2", "old-unrolled", "recent"]
+    );
+    assert_eq!(ret["visitors_deleted"], 1, "{ret}");
+    assert_eq!(ret["daily_stats_deleted"], 0, "{ret}");
+
+    // Once that Tokyo day is rolled up, the next run removes k's sessions
+    // (two batches, walking on from one client to the next) and nothing else.
+    c.execute(
+        "INSERT INTO analytics_rollup_days (time_zone, day, rolled_up_at) VALUES ('Asia/Tokyo', $1, now())",
+        &[&old.date_naive()],
+    )
+    .await
+    .unwrap();
     nightly(&app, Utc::now()).await;
     let (_, detail) = last_run(&c).await;
     assert_eq!(detail["retention"]["partitions_dropped"], json!([]));
+    assert_eq!(detail["retention"]["sessions_deleted"], 3, "{detail}");
+    assert_eq!(session_ids(&c).await, ["old-unrolled", "recent"]);
+    nightly(&app, Utc::now()).await;
+    let (_, detail) = last_run(&c).await;
     assert_eq!(detail["retention"]["sessions_deleted"], 0);
+}
+
+async fn session_ids(c: &tokio_postgres::Client) -> Vec<String> {
+    c.query(
+        "SELECT session_id FROM widget_sessions ORDER BY session_id",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
 }
 
 async fn exists(c: &tokio_postgres::Client, table: &str) -> bool {
@@ -618,8 +897,10 @@ async fn read_endpoints_report_the_rollups_plus_today_and_paginate_sessions() {
     let t = today();
     let a = add_client(&c, "a").await;
     let other = add_client(&c, "other").await;
+    let ny = add_client_in(&c, "ny", "America/New_York").await;
     generate(&c, a, 600, t, "r").await;
     generate(&c, other, 300, t, "o").await;
+    generate(&c, ny, 500, t, "ny").await;
     nightly(&app, Utc::now()).await;
     // Today, from raw events: two human sessions (one converts) and a bot.
     let now = Utc::now();
@@ -670,7 +951,7 @@ async fn read_endpoints_report_the_rollups_plus_today_and_paginate_sessions() {
     .await
     .unwrap();
 
-    let expected = direct(&raw_events(&c).await, t + Duration::days(1));
+    let expected = direct(&raw_events(&c).await, |_, _, _| true);
     let day = |d: NaiveDate| {
         expected
             .get(&(a, d.to_string()))
@@ -841,6 +1122,71 @@ async fn read_endpoints_report_the_rollups_plus_today_and_paginate_sessions() {
         .sum();
     assert_eq!(mobile, expected_mobile);
     assert!(body["browsers"].as_array().unwrap().len() <= 20);
+
+    // A client in New York: its days are cut at New York's midnight, the
+    // rolled-up ones and the live ones (today, and yesterday until the
+    // nightly job has rolled it up) alike.
+    let ny_tz = Tz::America__New_York;
+    let ny_today = Utc::now().with_timezone(&ny_tz).date_naive();
+    let from = ny_today - Duration::days(8);
+    let (s, body) = get(
+        &app,
+        &format!("/admin/analytics/{ny}/trends?from={from}"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["range"]["tz"], "America/New_York");
+    assert_eq!(body["range"]["to"], ny_today.to_string());
+    let mut seen_sessions = 0;
+    for d in body["days"].as_array().unwrap() {
+        let date = d["date"].as_str().unwrap().to_string();
+        let want = expected
+            .get(&(ny, date.clone()))
+            .cloned()
+            .unwrap_or(json!({}));
+        for key in ["sessions", "unique_visitors", "events", "chats_started"] {
+            assert_eq!(
+                d[key].as_i64().unwrap(),
+                want[key].as_i64().unwrap_or(0),
+                "{date} {key}"
+            );
+        }
+        seen_sessions += d["sessions"].as_i64().unwrap();
+    }
+    assert!(seen_sessions > 0, "{body}");
+    // Its rollups are cut in New York: another zone cannot re-cut them ...
+    let (s, body) = get(
+        &app,
+        &format!("/admin/analytics/{ny}/summary?tz=UTC"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (400, Some("tz")),
+        "{body}"
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("America/New_York"));
+    let (s, _) = get(
+        &app,
+        &format!("/admin/analytics/{ny}/summary?tz=America%2FNew_York"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // ... while session lists are cut in any zone, and say so.
+    let (s, body) = get(
+        &app,
+        &format!("/admin/analytics/{ny}/sessions?tz=Asia%2FTokyo"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["range"]["tz"], "Asia/Tokyo");
 
     // sessions and active read widget_sessions: 7 human sessions of `a` over
     // the last hours, one bot, one of another client.

@@ -1,7 +1,8 @@
-//! `POST /admin/analytics/rollup` (admin) with `{"from", "to"}` (UTC dates):
-//! recomputes the rollups of those days. Shares the nightly job's lock: while
-//! it runs the answer is 409. Today is refused (it is read from raw events),
-//! and so are days past the raw-event retention (their events may be gone).
+//! `POST /admin/analytics/rollup` (admin) with `{"from", "to"}` (dates):
+//! recomputes the rollups of those dates in every client time zone where
+//! they have ended. Shares the nightly job's lock: while it runs the answer
+//! is 409. Today (UTC) is refused (it is read from raw events), and so are
+//! days past the raw-event retention (their events may be gone).
 
 use chrono::{Duration, NaiveDate, Utc};
 use serde_json::{json, Value};

@@ -1,7 +1,8 @@
-//! The nightly analytics job (cron, 02:00 UTC): rolls up yesterday and every
-//! earlier day with late events into `widget_daily_stats`, then applies
-//! retention (see `analytics::job`). Recorded in `job_runs` as
-//! `analytics-rollup`; "today" is the cron trigger's time.
+//! The nightly analytics job (cron, 02:00 UTC): rolls up each client's local
+//! days that have ended since the last run, and every earlier day with late
+//! events, into `widget_daily_stats`, then applies retention (see
+//! `analytics::job`). Recorded in `job_runs` as `analytics-rollup`; "today"
+//! is the cron trigger's time.
 
 use chrono::{DateTime, Utc};
 

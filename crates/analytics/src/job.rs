@@ -4,13 +4,13 @@
 //! The work is set-based SQL (migrations/V10): one statement per day rolled
 //! up, one per partition dropped, one per batch deleted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
-use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+use spin_sdk::pg4::{Connection, Decode, ParameterValue, PgError};
 
 /// The job name in `job_runs`, and its lock.
 pub const JOB_NAME: &str = "analytics-rollup";
@@ -74,44 +74,82 @@ fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e4).round() / 10.0
 }
 
-/// Rolls up each day of `days` and the later days it makes stale (ascending),
-/// one transaction per day. Returns (days written, days refused because
-/// retention purged them, stats rows written).
-fn roll_up(conn: &Connection, days: &[NaiveDate]) -> Result<(Vec<String>, Vec<String>, i64)> {
-    let (mut done, mut purged, mut rows) = (Vec::new(), Vec::new(), 0);
-    let mut queue: BTreeSet<NaiveDate> = days.iter().copied().collect();
-    while let Some(day) = queue.pop_first() {
+/// Local days to roll up: each date with the time zones whose day it is.
+pub type DueDays = BTreeMap<NaiveDate, BTreeSet<String>>;
+
+/// What [`roll_up`] did.
+#[derive(Debug, Default)]
+struct Rolled {
+    /// "YYYY-MM-DD" per date rolled up, with its zones.
+    days: Vec<Value>,
+    /// (date, zone) pairs left alone because their raw events may be gone.
+    purged: Vec<String>,
+    stats_rows: i64,
+}
+
+/// Rolls up each (date, zones) of `due` and the later days it makes stale,
+/// in ascending date order, one transaction per date.
+fn roll_up(conn: &Connection, due: DueDays) -> Result<Rolled> {
+    let mut out = Rolled::default();
+    let mut queue = due;
+    while let Some((day, zones)) = queue.pop_first() {
+        let zones: Vec<String> = zones.into_iter().collect();
         let r = conn
             .query(
-                "SELECT rolled, clients, stale_days FROM analytics_rollup_day($1::text::date)",
-                &[text(day)],
+                "SELECT array_to_string(rolled_zones, ','), array_to_string(purged_zones, ','),
+                        clients, stale_days
+                   FROM analytics_rollup_day($1::text::date, string_to_array($2, ','))",
+                &[text(day), text(zones.join(","))],
             )
-            .with_context(|| format!("rolling up {day}"))?;
+            .with_context(|| format!("rolling up {day} ({})", zones.join(", ")))?;
         let row = r
             .rows
             .first()
             .context("analytics_rollup_day returned no row")?;
-        if !bool::decode(&row[0])? {
-            purged.push(day.to_string());
+        let rolled = String::decode(&row[0])?;
+        let purged = String::decode(&row[1])?;
+        out.purged.extend(
+            purged
+                .split(',')
+                .filter(|z| !z.is_empty())
+                .map(|z| format!("{day} {z}")),
+        );
+        if rolled.is_empty() {
             continue;
         }
-        done.push(day.to_string());
-        rows += i64::decode(&row[1])?;
-        let stale = String::decode(&row[2])?;
-        queue.extend(
-            stale
-                .split(',')
-                .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                .filter(|d| *d > day),
+        out.days.push(
+            json!({ "day": day.to_string(), "time_zones": rolled.split(',').collect::<Vec<_>>() }),
         );
+        out.stats_rows += i64::decode(&row[2])?;
+        let stale = String::decode(&row[3])?;
+        for later in stale
+            .split(',')
+            .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .filter(|d| *d > day)
+        {
+            queue
+                .entry(later)
+                .or_default()
+                .extend(rolled.split(',').map(str::to_string));
+        }
     }
-    Ok((done, purged, rows))
+    Ok(out)
 }
 
-/// The nightly run as of `as_of` (the cron trigger's time): rolls up
-/// yesterday (UTC) and every earlier day with events received since the
-/// previous run, moves the watermark, then applies retention. Days older than
-/// the raw-event retention are never recomputed: their events may be gone.
+/// Refreshes the visibility map of `widget_daily_stats` after a rollup, so
+/// the read API's sums stay index-only scans (autovacuum may not come by for
+/// weeks: a night changes a fraction of a percent of the table).
+fn vacuum_stats(conn: &Connection) -> Result<()> {
+    conn.execute("VACUUM widget_daily_stats", &[])
+        .context("vacuuming widget_daily_stats")?;
+    Ok(())
+}
+
+/// The nightly run as of `as_of` (the cron trigger's time): rolls up, for
+/// every client time zone, each local day that has ended since the previous
+/// run, and every earlier day with events received since (late events); moves
+/// the watermark, then applies retention. Days older than the raw-event
+/// retention are never recomputed: their events may be gone.
 pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result<Value> {
     let today = as_of.date_naive();
     let oldest = today - Duration::days(r.raw_event_days);
@@ -120,37 +158,36 @@ pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result
     let cut: String = one(conn, "SELECT now()::text", &[])?;
     let rows = conn
         .query(
-            "SELECT to_char(d, 'YYYY-MM-DD')
-               FROM analytics_changed_days(
-                    coalesce((SELECT received_until FROM analytics_rollup_state)
-                             - make_interval(mins => $3::int4), '-infinity'),
-                    $1::text::timestamptz, $2::text::date) d",
+            "SELECT to_char(d.day, 'YYYY-MM-DD'), array_to_string(d.zones, ',')
+               FROM analytics_due_days(
+                    (SELECT received_until FROM analytics_rollup_state) - make_interval(mins => $2::int4),
+                    $1::text::timestamptz) d",
             &[
                 text(&cut),
-                text(today),
                 ParameterValue::Int32(WATERMARK_MARGIN_MINUTES as i32),
             ],
         )
-        .context("finding days with late events")?;
-    let mut days: Vec<NaiveDate> = rows
-        .rows
-        .iter()
-        .filter_map(|row| String::decode(&row[0]).ok())
-        .filter_map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
-        .collect();
-    days.push(today - Duration::days(1));
-    days.sort();
-    days.dedup();
-    let (too_old, days): (Vec<NaiveDate>, Vec<NaiveDate>) =
-        days.into_iter().partition(|d| *d < oldest);
-    let (done, purged, stats_rows) = roll_up(conn, &days)?;
+        .context("finding the days to roll up")?;
+    let mut due = DueDays::new();
+    let mut too_old = Vec::new();
+    for row in &rows.rows {
+        let day = NaiveDate::parse_from_str(&String::decode(&row[0])?, "%Y-%m-%d")?;
+        let zones = String::decode(&row[1])?;
+        if day < oldest {
+            too_old.push(day.to_string());
+            continue;
+        }
+        due.entry(day)
+            .or_default()
+            .extend(zones.split(',').map(str::to_string));
+    }
+    let rolled = roll_up(conn, due)?;
     conn.execute(
-        "INSERT INTO analytics_rollup_state (singleton, received_until)
-         VALUES (true, $1::text::timestamptz)
-         ON CONFLICT (singleton) DO UPDATE SET received_until = excluded.received_until",
+        "UPDATE analytics_rollup_state SET received_until = $1::text::timestamptz",
         &[text(&cut)],
     )
     .context("moving the watermark")?;
+    vacuum_stats(conn)?;
     let rollup_ms = ms(started);
 
     let started = Instant::now();
@@ -158,24 +195,46 @@ pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result
     Ok(json!({
         "as_of": as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "rollup": {
-            "days": done, "stats_rows": stats_rows, "purged_days_skipped": purged,
-            "too_old_days_skipped": too_old.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "received_until": cut, "ms": rollup_ms,
+            "days": rolled.days, "stats_rows": rolled.stats_rows, "purged_days_skipped": rolled.purged,
+            "too_old_days_skipped": too_old, "received_until": cut, "ms": rollup_ms,
         },
         "retention": retention,
         "retention_ms": ms(started),
     }))
 }
 
-/// Recomputes the rollups of `from..=to` (already validated).
+/// Recomputes the rollups of the dates `from..=to` (already validated) in
+/// every client time zone where the date has ended.
 pub fn backfill(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Value> {
     let started = Instant::now();
-    let days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
-    let (done, purged, stats_rows) = roll_up(conn, &days)?;
+    let rows = conn
+        .query(
+            "SELECT to_char(d, 'YYYY-MM-DD'), z.time_zone,
+                    analytics_day_start(z.time_zone, d::date + 1) <= now()
+               FROM generate_series($1::text::date, $2::text::date, interval '1 day') d,
+                    (SELECT DISTINCT time_zone FROM clients) z
+              ORDER BY 1, 2",
+            &[text(from), text(to)],
+        )
+        .context("listing the days")?;
+    let mut due = DueDays::new();
+    let mut not_ended = Vec::new();
+    for row in &rows.rows {
+        let day = NaiveDate::parse_from_str(&String::decode(&row[0])?, "%Y-%m-%d")?;
+        let zone = String::decode(&row[1])?;
+        if bool::decode(&row[2])? {
+            due.entry(day).or_default().insert(zone);
+        } else {
+            not_ended.push(format!("{day} {zone}"));
+        }
+    }
+    let rolled = roll_up(conn, due)?;
+    vacuum_stats(conn)?;
     Ok(json!({
         "from": from.to_string(), "to": to.to_string(),
-        "days": done.len(), "stats_rows": stats_rows,
-        "purged_days_skipped": purged, "ms": ms(started),
+        "days": rolled.days.len(), "rolled": rolled.days, "stats_rows": rolled.stats_rows,
+        "purged_days_skipped": rolled.purged, "not_ended_days_skipped": not_ended,
+        "ms": ms(started),
     }))
 }
 
@@ -195,32 +254,94 @@ fn in_batches(conn: &Connection, sql: &str, before: &str, batch: i64) -> Result<
     }
 }
 
+/// Deletes expired sessions in batches, walking the clients in id order
+/// (each batch continues from the client the previous one ended on).
+fn expired_sessions(conn: &Connection, before: &str, batch: i64) -> Result<i64> {
+    let mut total = 0;
+    let mut from = "00000000-0000-0000-0000-000000000000".to_string();
+    loop {
+        let r = conn.query(
+            "SELECT deleted, next_client::text
+               FROM analytics_delete_expired_sessions($1::text::timestamptz, $2, $3::text::uuid)",
+            &[
+                text(before),
+                ParameterValue::Int32(batch as i32),
+                text(&from),
+            ],
+        )?;
+        let row = r.rows.first().context("the statement returned no row")?;
+        let n = i64::decode(&row[0])?;
+        total += n;
+        match Option::<String>::decode(&row[1])? {
+            Some(next) if n >= batch => from = next,
+            _ => return Ok(total),
+        }
+    }
+}
+
+/// The expired event partitions: (name, droppable, the local days
+/// ("YYYY-MM-DD zone") with events whose rollup is missing).
+fn expired_partitions(conn: &Connection, cutoff: &str) -> Result<Vec<(String, bool, Vec<String>)>> {
+    let rows = conn
+        .query(
+            "SELECT partition_name, droppable, array_to_string(unrolled_days, ',')
+               FROM analytics_expired_event_partitions($1::text::timestamptz)",
+            &[text(cutoff)],
+        )
+        .context("listing expired partitions")?;
+    rows.rows
+        .iter()
+        .map(|row| {
+            let unrolled = String::decode(&row[2]).unwrap_or_default();
+            Ok((
+                String::decode(&row[0])?,
+                bool::decode(&row[1])?,
+                unrolled
+                    .split(',')
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ))
+        })
+        .collect()
+}
+
 /// Retention after the rollup: drops the event partitions entirely past the
-/// raw-event period whose days are all rolled up, deletes the default
-/// partition's expired rolled-up events, expired sessions and visitors (and
+/// raw-event period once every local day with events in them is rolled up
+/// (rolling up first any that is not), deletes the default partition's
+/// expired events of rolled-up days, expired sessions and visitors (and
 /// daily stats when a period is set) in batches, each its own transaction.
 pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<Value> {
     let raw_cutoff = today - Duration::days(r.raw_event_days);
     let session_cutoff = today - Duration::days(r.session_days);
     let raw_cutoff_ts = format!("{raw_cutoff} 00:00:00+00");
 
-    let parts = conn
-        .query(
-            "SELECT partition_name, droppable, array_to_string(unrolled_days, ',')
-               FROM analytics_expired_event_partitions($1::text::timestamptz)",
-            &[text(&raw_cutoff_ts)],
-        )
-        .context("listing expired partitions")?;
+    // A day never rolled up (a failed night, a client moved to a new zone)
+    // would keep its partition forever: roll it up while its events are here.
+    let mut parts = expired_partitions(conn, &raw_cutoff_ts)?;
+    let mut missing = DueDays::new();
+    for unrolled in parts.iter().flat_map(|(_, _, u)| u) {
+        if let Some((day, zone)) = unrolled.split_once(' ') {
+            missing
+                .entry(NaiveDate::parse_from_str(day, "%Y-%m-%d")?)
+                .or_default()
+                .insert(zone.to_string());
+        }
+    }
+    let mut rolled_first = Vec::new();
+    if !missing.is_empty() {
+        rolled_first = roll_up(conn, missing)?.days;
+        parts = expired_partitions(conn, &raw_cutoff_ts)?;
+    }
     let mut dropped = Vec::new();
     let mut kept = Vec::new();
     let mut events_dropped = 0i64;
-    for row in &parts.rows {
-        let name = String::decode(&row[0])?;
-        if !bool::decode(&row[1])? {
-            let unrolled = String::decode(&row[2]).unwrap_or_default();
-            kept.push(
-                json!({ "partition": name, "reason": format!("days not rolled up: {unrolled}") }),
-            );
+    for (name, droppable, unrolled) in parts {
+        if !droppable {
+            kept.push(json!({
+                "partition": name,
+                "reason": format!("days not rolled up: {}", unrolled.join(", ")),
+            }));
             continue;
         }
         match one::<i64>(
@@ -233,7 +354,13 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
                 dropped.push(json!({ "partition": name, "events": n }));
             }
             // A lock timeout (a long reader): tomorrow's run tries again.
-            Err(e) => kept.push(json!({ "partition": name, "reason": format!("{e:#}") })),
+            Err(e) => {
+                let reason = match e.downcast_ref::<PgError>() {
+                    Some(pg) => platform::db::describe(pg),
+                    None => format!("{e:#}"),
+                };
+                kept.push(json!({ "partition": name, "reason": reason }))
+            }
         }
     }
     let default_events = in_batches(
@@ -243,13 +370,8 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
         r.batch_size,
     )
     .context("deleting expired events of the default partition")?;
-    let sessions = in_batches(
-        conn,
-        "SELECT analytics_delete_expired_sessions($1::text::timestamptz, $2)",
-        &format!("{session_cutoff} 00:00:00+00"),
-        r.batch_size,
-    )
-    .context("deleting expired sessions")?;
+    let sessions = expired_sessions(conn, &format!("{session_cutoff} 00:00:00+00"), r.batch_size)
+        .context("deleting expired sessions")?;
     let visitors = in_batches(
         conn,
         "SELECT analytics_delete_expired_visitors($1::text::date, $2)",
@@ -270,6 +392,7 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
     Ok(json!({
         "raw_events_before": raw_cutoff.to_string(),
         "sessions_before": session_cutoff.to_string(),
+        "rolled_up_first": rolled_first,
         "partitions_dropped": dropped,
         "partitions_kept": kept,
         "events_dropped": events_dropped,

@@ -6,8 +6,9 @@
 //! - [`read`]: the read endpoints, one function each component calls;
 //! - [`job`]: the nightly rollup + retention and the backfill.
 //!
-//! The figures themselves are SQL (migrations/V10__analytics.sql): the same
-//! function computes a day for the rollup and for "today" in the read API.
+//! The figures themselves are SQL (migrations/V10, reworked by V15 for each
+//! client's time zone): the same function computes a local day for the
+//! rollup and for "today" in the read API.
 
 pub mod cursor;
 pub mod job;

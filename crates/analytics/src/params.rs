@@ -55,6 +55,13 @@ impl Endpoint {
             Endpoint::Sessions => &["from", "to", "tz", "limit", "device", "source", "cursor"],
         }
     }
+
+    /// Whether the endpoint reads the daily rollups, whose days are cut in
+    /// the client's reporting time zone (the others read session rows, which
+    /// any time zone can cut).
+    pub fn reads_rollups(self) -> bool {
+        !matches!(self, Endpoint::Active | Endpoint::Sessions)
+    }
 }
 
 /// A refused parameter: 400 with the parameter's name.
@@ -151,8 +158,25 @@ fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ParamError> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| bad())
 }
 
-/// Validates the query string of `endpoint` as of `now`.
-pub fn parse(endpoint: Endpoint, raw: &str, now: DateTime<Utc>) -> Result<Query, ParamError> {
+/// Whether `a` and `b` start every day of `from..=to` (and the day after) at
+/// the same instant: then days cut in either are the same days.
+pub fn same_days(a: Tz, b: Tz, from: NaiveDate, to: NaiveDate) -> bool {
+    a == b
+        || from
+            .iter_days()
+            .take_while(|d| *d <= to + Duration::days(1))
+            .all(|d| start_of_day(d, a) == start_of_day(d, b))
+}
+
+/// Validates the query string of `endpoint` as of `now`, for a client whose
+/// reporting time zone is `client_tz` (the default `tz`; the only one, up to
+/// identical day cuts, that endpoints reading rollups accept).
+pub fn parse(
+    endpoint: Endpoint,
+    raw: &str,
+    now: DateTime<Utc>,
+    client_tz: Tz,
+) -> Result<Query, ParamError> {
     let mut seen: Vec<(String, String)> = Vec::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -180,7 +204,7 @@ pub fn parse(endpoint: Endpoint, raw: &str, now: DateTime<Utc>) -> Result<Query,
     };
 
     let tz = match get("tz") {
-        None => Tz::UTC,
+        None => client_tz,
         Some(name) => Tz::from_str(name)
             .map_err(|_| invalid("tz", format!("tz {name:?} is not an IANA time zone name")))?,
     };
@@ -208,6 +232,24 @@ pub fn parse(endpoint: Endpoint, raw: &str, now: DateTime<Utc>) -> Result<Query,
             "from",
             format!("the range {from}..{to} spans {days} days; at most {MAX_RANGE_DAYS}"),
         ));
+    }
+    if endpoint.reads_rollups() {
+        // The summary also reads the range before.
+        let first = if endpoint == Endpoint::Summary {
+            from - Duration::days(days)
+        } else {
+            from
+        };
+        if !same_days(tz, client_tz, first, to) {
+            return Err(invalid(
+                "tz",
+                format!(
+                    "this client's figures are rolled up by day in its reporting time zone {client_tz}, \
+                     and {tz} cuts these days differently; omit tz or pass {client_tz} \
+                     (sessions and active accept any time zone)"
+                ),
+            ));
+        }
     }
     let limit = match get("limit") {
         None => DEFAULT_LIMIT,
@@ -280,12 +322,12 @@ mod tests {
     }
 
     fn err(endpoint: Endpoint, q: &str) -> String {
-        parse(endpoint, q, now()).unwrap_err().field
+        parse(endpoint, q, now(), Tz::UTC).unwrap_err().field
     }
 
     #[test]
     fn defaults_are_the_last_30_days_in_utc() {
-        let q = parse(Endpoint::Summary, "", now()).unwrap();
+        let q = parse(Endpoint::Summary, "", now(), Tz::UTC).unwrap();
         assert_eq!((q.from, q.to), (date("2026-10-24"), date("2026-11-22")));
         assert_eq!(q.days(), 30);
         assert_eq!(q.previous(), (date("2026-09-24"), date("2026-10-23")));
@@ -295,13 +337,14 @@ mod tests {
     #[test]
     fn today_is_the_date_in_the_time_zone() {
         // 03:30 UTC is still the 21st in New York: the 22nd is in the future there.
-        let q = parse(Endpoint::Trends, "tz=America%2FNew_York", now()).unwrap();
+        let ny = Tz::America__New_York;
+        let q = parse(Endpoint::Trends, "", now(), ny).unwrap();
+        assert_eq!((q.tz, q.to), (ny, date("2026-11-21")));
+        let q = parse(Endpoint::Sessions, "tz=America%2FNew_York", now(), Tz::UTC).unwrap();
         assert_eq!(q.to, date("2026-11-21"));
-        assert_eq!(
-            err(Endpoint::Trends, "tz=America/New_York&to=2026-11-22"),
-            "to"
-        );
-        let q = parse(Endpoint::Trends, "tz=Asia/Tokyo&to=2026-11-22", now()).unwrap();
+        let e = parse(Endpoint::Trends, "to=2026-11-22", now(), ny).unwrap_err();
+        assert_eq!(e.field, "to");
+        let q = parse(Endpoint::Sessions, "tz=Asia/Tokyo&to=2026-11-22", now(), ny).unwrap();
         assert_eq!(
             q.start_of(q.to),
             Utc.with_ymd_and_hms(2026, 11, 21, 15, 0, 0).unwrap()
@@ -309,11 +352,80 @@ mod tests {
     }
 
     #[test]
+    fn rollup_endpoints_cut_days_in_the_clients_zone_only() {
+        let paris = Tz::Europe__Paris;
+        for e in [
+            Endpoint::Summary,
+            Endpoint::Trends,
+            Endpoint::Events,
+            Endpoint::TrafficSources,
+            Endpoint::Devices,
+        ] {
+            assert_eq!(parse(e, "", now(), paris).unwrap().tz, paris);
+            assert!(parse(e, "tz=Europe/Paris", now(), paris).is_ok());
+            // Berlin has cut days at the same instants as Paris for decades.
+            assert!(parse(e, "tz=Europe/Berlin", now(), paris).is_ok());
+            let err = parse(e, "tz=Europe/London", now(), paris).unwrap_err();
+            assert_eq!(err.field, "tz", "{e:?}");
+            assert!(err.message.contains("Europe/Paris"), "{}", err.message);
+            assert_eq!(parse(e, "tz=UTC", now(), paris).unwrap_err().field, "tz");
+        }
+        for e in [Endpoint::Sessions, Endpoint::Active] {
+            assert_eq!(
+                parse(e, "tz=Asia/Tokyo", now(), paris).unwrap().tz,
+                Tz::Asia__Tokyo
+            );
+        }
+        // Zones that agree over the range but not over the range before it.
+        // Europe/Moscow and Europe/Istanbul are both UTC+3 since 2016; in 2014
+        // Moscow was UTC+4 until October and Istanbul had summer time.
+        let moscow = Tz::Europe__Moscow;
+        assert!(parse(
+            Endpoint::Trends,
+            "tz=Europe/Istanbul&from=2017-01-01&to=2017-12-31",
+            now(),
+            moscow
+        )
+        .is_ok());
+        // The summary also compares with the range before: 2016 for 2017.
+        assert_eq!(
+            parse(
+                Endpoint::Summary,
+                "tz=Europe/Istanbul&from=2017-01-01&to=2017-12-31",
+                now(),
+                moscow
+            )
+            .unwrap_err()
+            .field,
+            "tz"
+        );
+        assert!(parse(
+            Endpoint::Summary,
+            "tz=Europe/Istanbul&from=2018-01-01&to=2018-12-31",
+            now(),
+            moscow
+        )
+        .is_ok());
+        assert!(same_days(
+            paris,
+            Tz::Europe__Berlin,
+            date("2026-01-01"),
+            date("2026-12-31")
+        ));
+        assert!(!same_days(
+            paris,
+            Tz::Europe__London,
+            date("2026-01-01"),
+            date("2026-01-01")
+        ));
+    }
+
+    #[test]
     fn bad_input_names_the_parameter() {
         let e = Endpoint::Sessions;
         assert_eq!(err(e, "from=2026-11-10&to=2026-11-01"), "from");
         assert_eq!(err(e, "from=2025-01-01&to=2026-11-01"), "from");
-        assert!(parse(e, "from=2025-10-19&to=2026-11-22", now()).is_ok()); // 400 days
+        assert!(parse(e, "from=2025-10-19&to=2026-11-22", now(), Tz::UTC).is_ok()); // 400 days
         assert_eq!(err(e, "from=2025-10-18&to=2026-11-22"), "from"); // 401 days
         assert_eq!(err(e, "from=2026-13-01"), "from");
         assert_eq!(err(e, "from=2026-1-01"), "from");
@@ -338,6 +450,7 @@ mod tests {
             Endpoint::Sessions,
             "device=mobile&source=news+letter%2Fx&limit=100",
             now(),
+            Tz::UTC,
         )
         .unwrap();
         assert_eq!(q.device.as_deref(), Some("mobile"));

@@ -1,9 +1,12 @@
 //! The read API under `/admin/analytics/{client_id}/`: one function per
-//! endpoint, each one statement that answers NULL (or no row) for an unknown
-//! client. Past days come from `widget_daily_stats`, today (and yesterday
-//! until the nightly rollup has run) from raw events, both through
-//! `analytics_client_days` so they count alike. Every value reaches SQL as a
-//! bound parameter.
+//! endpoint. Each request reads the client's reporting time zone (404 for an
+//! unknown client), validates its parameters against it, then answers with
+//! one statement. Past days come from `widget_daily_stats`, the client's
+//! today (and yesterday until the nightly rollup has written it) from raw
+//! events, both through `analytics_client_days` so they count alike. Every
+//! value reaches SQL as a bound parameter.
+
+use std::str::FromStr;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -45,11 +48,7 @@ fn bad_request(code: &str, message: &str, field: &str) -> Response {
 }
 
 fn db_error(e: db::DbError) -> Response {
-    if e.is_unavailable() {
-        respond::error(503, "database_unavailable", &e.to_string())
-    } else {
-        respond::error(500, "internal_error", &e.to_string())
-    }
+    respond::db_failure(&e, "")
 }
 
 fn unknown_client(client_id: &str) -> Response {
@@ -129,8 +128,24 @@ pub fn serve(req: Request, endpoint: Endpoint) -> Response {
             "this token may not read this client's analytics",
         );
     }
+    let conn = match db::connect() {
+        Ok(c) => c,
+        Err(e) => return db_error(e),
+    };
+    let client_tz = match client_time_zone(&conn, &client_id) {
+        Ok(Some(Ok(tz))) => tz,
+        Ok(Some(Err(name))) => {
+            return respond::error(
+                500,
+                "internal_error",
+                &format!("the client's time zone {name:?} is not one this build knows"),
+            )
+        }
+        Ok(None) => return unknown_client(&client_id),
+        Err(e) => return db_error(e),
+    };
     let now = Utc::now();
-    let q = match params::parse(endpoint, req.query(), now) {
+    let q = match params::parse(endpoint, req.query(), now, client_tz) {
         Ok(q) => q,
         Err(e) => return bad_request(e.code, &e.message, &e.field),
     };
@@ -146,10 +161,6 @@ pub fn serve(req: Request, endpoint: Endpoint) -> Response {
                 )
             }
         },
-    };
-    let conn = match db::connect() {
-        Ok(c) => c,
-        Err(e) => return db_error(e),
     };
     let result = match endpoint {
         Endpoint::Summary => summary(&conn, &client_id, &q),
@@ -175,8 +186,7 @@ pub fn serve(req: Request, endpoint: Endpoint) -> Response {
         Endpoint::Sessions => sessions(&conn, &client_id, &q, position, &secret),
     };
     match result {
-        Ok(Some(body)) => respond::json(200, &body),
-        Ok(None) => unknown_client(&client_id),
+        Ok(body) => respond::json(200, &body),
         Err(e) => db_error(e),
     }
 }
@@ -205,16 +215,32 @@ fn change_pct(current: &Value, previous: &Value) -> Value {
     Value::Object(out)
 }
 
-fn summary(conn: &Connection, client_id: &str, q: &Query) -> Result<Option<Value>, db::DbError> {
+/// The client's reporting time zone: None for an unknown client, `Err(name)`
+/// for a zone chrono-tz does not know (Postgres' zone list is newer).
+fn client_time_zone(
+    conn: &Connection,
+    client_id: &str,
+) -> Result<Option<Result<Tz, String>>, db::DbError> {
+    let name = first_text(
+        conn,
+        "SELECT time_zone FROM clients WHERE id = $1::text::uuid",
+        &[text(client_id)],
+    )?;
+    Ok(name.map(|n| Tz::from_str(&n).map_err(|_| n)))
+}
+
+/// The days of the range as the figures' source: the rollups plus the live
+/// days (`analytics_client_days`, inlined by the planner).
+const DAYS: &str = "analytics_client_days($1::text::uuid, $2::text::date, $3::text::date)";
+
+fn summary(conn: &Connection, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
     let (pf, pt) = q.previous();
     let sql = format!(
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM clients WHERE id = $1::text::uuid) THEN
-                jsonb_build_array(
-                    (SELECT {TOTALS} FROM analytics_client_days($1::text::uuid, $2::text::date, $3::text::date) s),
-                    (SELECT {TOTALS} FROM analytics_client_days($1::text::uuid, $4::text::date, $5::text::date) s))::text
-                END"
+        "SELECT jsonb_build_array(
+                    (SELECT {TOTALS} FROM {DAYS} s),
+                    (SELECT {TOTALS} FROM analytics_client_days($1::text::uuid, $4::text::date, $5::text::date) s))::text"
     );
-    let Some(body) = first_text(
+    let body = first_text(
         conn,
         &sql,
         &[
@@ -225,23 +251,21 @@ fn summary(conn: &Connection, client_id: &str, q: &Query) -> Result<Option<Value
             text(pt),
         ],
     )?
-    else {
-        return Ok(None);
-    };
+    .unwrap_or_default();
     let pair = parse_json(&body);
     let (current, previous) = (pair[0].clone(), pair[1].clone());
-    Ok(Some(json!({
+    Ok(json!({
         "client_id": client_id,
         "range": range_json(q),
         "totals": current,
         "previous": { "from": pf.to_string(), "to": pt.to_string(), "totals": previous },
         "change_pct": change_pct(&current, &previous),
-    })))
+    }))
 }
 
-fn trends(conn: &Connection, client_id: &str, q: &Query) -> Result<Option<Value>, db::DbError> {
-    let sql = "SELECT CASE WHEN EXISTS (SELECT 1 FROM clients WHERE id = $1::text::uuid) THEN
-            (SELECT jsonb_agg(jsonb_build_object(
+fn trends(conn: &Connection, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
+    let sql = format!(
+        "SELECT jsonb_agg(jsonb_build_object(
                 'date', to_char(g, 'YYYY-MM-DD'),
                 'sessions', coalesce(s.sessions, 0),
                 'unique_visitors', coalesce(s.unique_visitors, 0),
@@ -259,29 +283,27 @@ fn trends(conn: &Connection, client_id: &str, q: &Query) -> Result<Option<Value>
                 'avg_session_duration_s', CASE WHEN s.sessions > 0
                     THEN round((s.total_session_seconds / s.sessions)::numeric, 1) ELSE 0 END,
                 'bot_sessions', coalesce(s.bot_sessions, 0),
-                'bot_events', coalesce(s.bot_events, 0)) ORDER BY g)
-               FROM generate_series($2::text::date, $3::text::date, interval '1 day') g
-               LEFT JOIN analytics_client_days($1::text::uuid, $2::text::date, $3::text::date) s
-                 ON s.day = g::date)::text
-            END";
-    let Some(body) = first_text(conn, sql, &[text(client_id), text(q.from), text(q.to)])? else {
-        return Ok(None);
-    };
-    Ok(Some(json!({
+                'bot_events', coalesce(s.bot_events, 0)) ORDER BY g)::text
+           FROM generate_series($2::text::date, $3::text::date, interval '1 day') g
+           LEFT JOIN {DAYS} s ON s.day = g::date"
+    );
+    let body =
+        first_text(conn, &sql, &[text(client_id), text(q.from), text(q.to)])?.unwrap_or_default();
+    Ok(json!({
         "client_id": client_id,
         "range": range_json(q),
         "days": parse_json(&body),
-    })))
+    }))
 }
 
 /// The top `limit` keys of one or more `{key: count}` columns over the range,
-/// with each key's share of the column's total.
+/// with the range's sessions (the denominator of each key's share).
 fn top(
     conn: &Connection,
     client_id: &str,
     q: &Query,
     lists: &[(&str, &str)],
-) -> Result<Option<Value>, db::DbError> {
+) -> Result<Value, db::DbError> {
     let mut parts = Vec::new();
     for (i, (name, _)) in lists.iter().enumerate() {
         // Column names are this module's constants, passed as parameters
@@ -293,10 +315,7 @@ fn top(
         ));
     }
     let sql = format!(
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM clients WHERE id = $1::text::uuid) THEN
-                jsonb_build_object({}, 'sessions', (SELECT coalesce(sum(s.sessions), 0)::int8
-                    FROM analytics_client_days($1::text::uuid, $2::text::date, $3::text::date) s))::text
-                END",
+        "SELECT jsonb_build_object({}, 'sessions', (SELECT coalesce(sum(s.sessions), 0)::int8 FROM {DAYS} s))::text",
         parts.join(", ")
     );
     let mut params = vec![
@@ -306,16 +325,14 @@ fn top(
         ParameterValue::Int32(q.limit as i32),
     ];
     params.extend(lists.iter().map(|(_, column)| text(column)));
-    let Some(body) = first_text(conn, &sql, &params)? else {
-        return Ok(None);
-    };
+    let body = first_text(conn, &sql, &params)?.unwrap_or_default();
     let mut out = json!({ "client_id": client_id, "range": range_json(q), "limit": q.limit });
     if let Value::Object(m) = parse_json(&body) {
         for (k, v) in m {
             out[k] = v;
         }
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 fn local(epoch_s: f64, tz: Tz) -> Value {
@@ -352,20 +369,12 @@ fn session_json(r: &[DbValue], tz: Tz) -> Value {
     })
 }
 
-fn client_exists(conn: &Connection, client_id: &str) -> Result<bool, db::DbError> {
-    let rows = conn.query(
-        "SELECT 1 FROM clients WHERE id = $1::text::uuid",
-        &[text(client_id)],
-    )?;
-    Ok(!rows.rows.is_empty())
-}
-
 fn active(
     conn: &Connection,
     client_id: &str,
     q: &Query,
     now: DateTime<Utc>,
-) -> Result<Option<Value>, db::DbError> {
+) -> Result<Value, db::DbError> {
     let since = now - Duration::minutes(ACTIVE_WINDOW_MINUTES);
     let sql = format!(
         "SELECT count(*) OVER (), {SESSION_COLUMNS}
@@ -383,9 +392,6 @@ fn active(
             ParameterValue::Int32(q.limit as i32),
         ],
     )?;
-    if rows.rows.is_empty() && !client_exists(conn, client_id)? {
-        return Ok(None);
-    }
     let count = rows
         .rows
         .first()
@@ -396,13 +402,13 @@ fn active(
         .iter()
         .map(|r| session_json(&r[1..], q.tz))
         .collect();
-    Ok(Some(json!({
+    Ok(json!({
         "client_id": client_id,
         "window_minutes": ACTIVE_WINDOW_MINUTES,
         "since": local(since.timestamp_micros() as f64 / 1e6, q.tz),
         "active_sessions": count,
         "sessions": sessions,
-    })))
+    }))
 }
 
 fn sessions(
@@ -411,7 +417,7 @@ fn sessions(
     q: &Query,
     position: Option<Position>,
     secret: &str,
-) -> Result<Option<Value>, db::DbError> {
+) -> Result<Value, db::DbError> {
     // Days cut in the caller's time zone: [from 00:00, to + 1 00:00) local.
     let start = q.start_of(q.from);
     let end = q.start_of(q.to + Duration::days(1));
@@ -447,9 +453,6 @@ fn sessions(
             ParameterValue::Int32(q.limit as i32 + 1),
         ],
     )?;
-    if rows.rows.is_empty() && !client_exists(conn, client_id)? {
-        return Ok(None);
-    }
     let page = &rows.rows[..rows.rows.len().min(q.limit as usize)];
     let next = if rows.rows.len() > q.limit as usize {
         page.last().and_then(|r| {
@@ -465,11 +468,11 @@ fn sessions(
     } else {
         None
     };
-    Ok(Some(json!({
+    Ok(json!({
         "client_id": client_id,
         "range": range_json(q),
         "filters": { "device": q.device, "source": q.source },
         "sessions": page.iter().map(|r| session_json(r, q.tz)).collect::<Vec<_>>(),
         "next_cursor": next,
-    })))
+    }))
 }
