@@ -319,11 +319,13 @@ async fn a_slow_broken_or_rate_limited_remote_provider_never_fails_the_lead() {
     seed_geoip(&db).await;
     let geo = Fake::start(|r| {
         if r.path.starts_with("/json/23.0.0.5") {
+            // Far longer than the 200 ms timeout: a lead that waited would
+            // get "Late" and no "timed out" (no clock is read by the test).
             Reply::json(
                 200,
                 json!({ "status": "success", "countryCode": "US", "city": "Late" }),
             )
-            .after(Duration::from_secs(3))
+            .after(Duration::from_secs(60))
         } else if r.path.starts_with("/json/24.48.0.1") {
             Reply::text(200, "<html>502 Bad Gateway</html>")
         } else {
@@ -345,13 +347,8 @@ async fn a_slow_broken_or_rate_limited_remote_provider_never_fails_the_lead() {
     let c = client(&db, true).await;
 
     // Slow: given up on at the timeout, the embedded database answers.
-    let started = Instant::now();
     let (status, res) = post(&app, &lead(c, json!({})), "23.0.0.5").await;
     assert_eq!(status, 201, "{res}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "the lead waited for the slow provider"
-    );
     assert_eq!(res["geo_lookup"]["tried"][0]["error"], "timed out");
     assert_eq!(res["geo_lookup"]["provider"], "embedded");
     assert_eq!(res["address"]["city"], "Miami");
