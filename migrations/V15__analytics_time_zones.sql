@@ -98,7 +98,10 @@ $$;
 -- client's zone. Dynamic SQL so each call is planned for its arguments: one
 -- client reads (client_id, occurred_at); all clients read the day's range.
 CREATE FUNCTION analytics_day_stats(p_day date, p_zones text[], p_client uuid)
-RETURNS SETOF widget_daily_stats LANGUAGE plpgsql STABLE AS $fn$
+RETURNS SETOF widget_daily_stats LANGUAGE plpgsql STABLE
+-- A day of every client is ~10^6 events: sorts and hashes in memory, not on disk.
+SET work_mem = '128MB'
+AS $fn$
 DECLARE
     lo timestamptz;
     hi timestamptz;
@@ -126,18 +129,31 @@ BEGIN
          WHERE e.occurred_at >= $3 AND e.occurred_at < $4
            AND e.occurred_at >= cz.lo AND e.occurred_at < cz.hi
     ),
-    sess AS (
+    -- Per session: its span and whether it converted (hashed), and the
+    -- attributes of its first event (one sort; ordered aggregates would sort
+    -- each session five times).
+    sess_span AS (
         SELECT client_id, session_id,
                extract(epoch FROM max(occurred_at) - min(occurred_at))::float8 AS seconds,
-               bool_or(event_name IN ('chat_started', 'client_form_submitted')) AS converted,
-               (array_agg(coalesce(referrer_domain, '(direct)') ORDER BY occurred_at, event_id))[1] AS referrer,
-               (array_agg(coalesce(utm_source, '(none)') ORDER BY occurred_at, event_id))[1] AS utm_source,
-               (array_agg(coalesce(device_type, '(unknown)') ORDER BY occurred_at, event_id))[1] AS device,
-               (array_agg(coalesce(browser, '(unknown)') ORDER BY occurred_at, event_id))[1] AS browser,
-               (array_agg(coalesce(os, '(unknown)') ORDER BY occurred_at, event_id))[1] AS os
+               bool_or(event_name IN ('chat_started', 'client_form_submitted')) AS converted
           FROM ev
          WHERE NOT is_bot AND session_id IS NOT NULL
          GROUP BY client_id, session_id
+    ),
+    sess_first AS (
+        SELECT DISTINCT ON (client_id, session_id) client_id, session_id,
+               coalesce(referrer_domain, '(direct)') AS referrer,
+               coalesce(utm_source, '(none)') AS utm_source,
+               coalesce(device_type, '(unknown)') AS device,
+               coalesce(browser, '(unknown)') AS browser,
+               coalesce(os, '(unknown)') AS os
+          FROM ev
+         WHERE NOT is_bot AND session_id IS NOT NULL
+         ORDER BY client_id, session_id, occurred_at, event_id
+    ),
+    sess AS (
+        SELECT f.*, s.seconds, s.converted
+          FROM sess_first f JOIN sess_span s USING (client_id, session_id)
     ),
     sess_tot AS (
         SELECT client_id, count(*) AS sessions, count(*) FILTER (WHERE converted) AS converted,
@@ -161,10 +177,13 @@ BEGIN
                count(*) FILTER (WHERE NOT is_bot AND event_name = 'chat_started') AS chats,
                count(*) FILTER (WHERE NOT is_bot AND event_name = 'message_sent') AS messages,
                count(*) FILTER (WHERE NOT is_bot AND event_name = 'client_form_submitted') AS forms,
-               count(*) FILTER (WHERE is_bot) AS bot_events,
-               count(DISTINCT person_id) FILTER (WHERE is_bot) AS bot_visitors,
-               count(DISTINCT session_id) FILTER (WHERE is_bot) AS bot_sessions
+               count(*) FILTER (WHERE is_bot) AS bot_events
           FROM ev GROUP BY client_id
+    ),
+    -- Apart, so that the totals above hash instead of sorting every event.
+    bots AS (
+        SELECT client_id, count(DISTINCT person_id) AS visitors, count(DISTINCT session_id) AS sessions
+          FROM ev WHERE is_bot GROUP BY client_id
     ),
     names AS (
         SELECT client_id, jsonb_object_agg(event_name, n) AS counts
@@ -199,13 +218,14 @@ BEGIN
            (coalesce(p.visitors, 0) - coalesce(p.new_visitors, 0))::int8,
            t.events::int8, t.impressions::int8, t.opens::int8, t.chats::int8, t.messages::int8, t.forms::int8,
            coalesce(s.converted, 0)::int8, coalesce(s.seconds, 0)::float8,
-           t.bot_sessions::int8, t.bot_visitors::int8, t.bot_events::int8,
+           coalesce(b.sessions, 0)::int8, coalesce(b.visitors, 0)::int8, t.bot_events::int8,
            coalesce(n.counts, '{}'), coalesce(m.referrers, '{}'), coalesce(m.utm_sources, '{}'),
            coalesce(m.devices, '{}'), coalesce(m.browsers, '{}'), coalesce(m.os, '{}'),
            cz.time_zone
       FROM ev_tot t
       JOIN cz ON cz.id = t.client_id
       LEFT JOIN sess_tot s ON s.client_id = t.client_id
+      LEFT JOIN bots b ON b.client_id = t.client_id
       LEFT JOIN people p ON p.client_id = t.client_id
       LEFT JOIN names n ON n.client_id = t.client_id
       LEFT JOIN mixes m ON m.client_id = t.client_id
@@ -292,11 +312,15 @@ RETURNS TABLE (day date, zones text[]) LANGUAGE sql STABLE AS $$
            AND analytics_day_start(z.time_zone, d::date + 1) > p_since
            AND analytics_day_start(z.time_zone, d::date + 1) <= p_until
     ),
+    -- An event that occurred after p_since belongs to a day that ended after
+    -- it: one of `ended`, or one not over yet. Only events from before
+    -- p_since can add days (all of them on the first run).
     late AS (
         SELECT DISTINCT c.time_zone, (e.occurred_at AT TIME ZONE c.time_zone)::date AS day
           FROM session_events e
           JOIN clients c ON c.id = e.client_id
          WHERE e.received_at > p_since AND e.received_at <= p_until
+           AND (e.occurred_at <= p_since OR p_since = '-infinity')
     ),
     due AS (
         SELECT * FROM ended

@@ -1,10 +1,24 @@
-//! `bench analytics`: widget analytics at scale. Generates (set-based SQL,
-//! progress printed) 10,000 clients, `--millions` million raw events over the
-//! last 120 days, their sessions, 1M sessions past the 365-day retention and
-//! two years of daily stats; then fires the real `analytics-rollup` cron
-//! component once (yesterday's rollup + retention, timed from its job_runs
-//! row) and drives each read endpoint through the local host, one request
-//! at a time, reporting p50/p99.
+//! `bench analytics`: widget analytics at scale.
+//!
+//! The data set is built in resumable phases (progress printed; a phase that
+//! is complete is skipped, an interrupted one continues), recorded in a
+//! `bench_meta` table of the benchmark database:
+//!
+//! 1. 10,000 clients in a mix of reporting time zones;
+//! 2. `--millions` million raw events over the last 88 days (inside the
+//!    90-day raw retention), in time order as ingest writes them, with the
+//!    secondary indexes dropped during the load and rebuilt after it;
+//! 3. their sessions;
+//! 4. two years of synthetic daily stats before the raw window;
+//! 5. the real rollups of the raw window, through the backfill endpoint,
+//!    oldest day first (this also fills the visitor registry), up to the day
+//!    before yesterday; the nightly job does the rest.
+//!
+//! Every run then seeds a retention backlog (an expired partition with
+//! `--expired-millions` million events and 1M sessions past the 365-day
+//! period), fires the real `analytics-rollup` cron component once, times the
+//! rollup of the busiest raw day through the backfill endpoint, and drives
+//! each read endpoint through the local host, one request at a time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +28,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use tokio_postgres::NoTls;
+use tokio_postgres::{Client, NoTls};
 
 use spin_local::{App, LoadOptions, VariableSources};
 
@@ -22,9 +36,37 @@ use crate::{machine, ms, percentile};
 
 const CLIENTS: i64 = 10_000;
 const CHUNK: i64 = 1_000_000;
-const RAW_DAYS: i64 = 120;
+/// Raw events cover this many days before the data set's anchor: inside the
+/// 90-day raw retention, so every raw event is live.
+const RAW_DAYS: i64 = 88;
 const STATS_DAYS: i64 = 730;
 const SECRET: &str = "bench-admin-secret";
+
+/// The reporting time zones of the bench clients (client i gets entry i mod n):
+/// a third in the Americas, whose days end after the 02:00 UTC run.
+const ZONES: &[&str] = &[
+    "UTC",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Asia/Tokyo",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+];
+
+pub struct Options {
+    pub database_url: String,
+    pub millions: i64,
+    pub expired_millions: i64,
+    pub requests: usize,
+    pub generate_only: bool,
+    pub reads_only: bool,
+}
 
 fn admin_token() -> Result<String> {
     let claims = serde_json::json!({ "sub": "bench", "role": "admin", "exp": 4_102_444_800i64 });
@@ -35,7 +77,7 @@ fn admin_token() -> Result<String> {
     )?)
 }
 
-async fn step(client: &tokio_postgres::Client, what: &str, sql: &str) -> Result<f64> {
+async fn step(client: &Client, what: &str, sql: &str) -> Result<f64> {
     let t = Instant::now();
     client
         .batch_execute(sql)
@@ -46,106 +88,365 @@ async fn step(client: &tokio_postgres::Client, what: &str, sql: &str) -> Result<
     Ok(s)
 }
 
-async fn generate(client: &tokio_postgres::Client, millions: i64) -> Result<()> {
-    println!("generating: {CLIENTS} clients, {millions}M events over {RAW_DAYS} days, sessions, {STATS_DAYS} days of stats");
-    step(
-        client,
-        "reset",
-        &format!(
-            "TRUNCATE session_events, widget_sessions, widget_daily_stats, analytics_rollup_days,
-                      analytics_rollup_state, analytics_visitors, job_runs;
-             SELECT ensure_session_events_partitions((now() - interval '{RAW_DAYS} days')::date, 7);
-             INSERT INTO clients (id, name, root_domain)
-             SELECT md5('bench-' || i)::uuid, 'bench-' || i, 'shop.example' FROM generate_series(1, {CLIENTS}) i
-             ON CONFLICT (id) DO NOTHING;"
-        ),
-    )
-    .await?;
-    // Chunk k covers its slice of the 120 days, in time order as ingest would
-    // write it; a visitor pool per client drifts by day, so visitors return.
-    for k in 0..millions {
-        let t = Instant::now();
+async fn meta(client: &Client, key: &str) -> Result<Option<String>> {
+    Ok(client
+        .query_opt("SELECT value FROM bench_meta WHERE key = $1", &[&key])
+        .await?
+        .map(|r| r.get(0)))
+}
+
+async fn set_meta(client: &Client, key: &str, value: &str) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO bench_meta (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Drops the secondary indexes of `table` for a bulk load, remembering their
+/// definitions in bench_meta so that an interrupted load still rebuilds them.
+async fn drop_indexes(client: &Client, table: &str) -> Result<()> {
+    let key = format!("indexes:{table}");
+    if meta(client, &key).await?.is_some() {
+        return Ok(());
+    }
+    let defs: Vec<(String, String)> = client
+        .query(
+            "SELECT c.relname::text, pg_get_indexdef(i.indexrelid)
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+              WHERE i.indrelid = $1::text::regclass AND NOT i.indisprimary",
+            &[&table],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let joined = defs
+        .iter()
+        .map(|(_, d)| d.clone())
+        .collect::<Vec<_>>()
+        .join(";\n");
+    set_meta(client, &key, &joined).await?;
+    for (name, _) in &defs {
+        client
+            .batch_execute(&format!("DROP INDEX IF EXISTS {name}"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Rebuilds what [`drop_indexes`] dropped.
+async fn rebuild_indexes(client: &Client, table: &str) -> Result<()> {
+    let key = format!("indexes:{table}");
+    let Some(defs) = meta(client, &key).await? else {
+        return Ok(());
+    };
+    client
+        .batch_execute("SET maintenance_work_mem = '1GB'")
+        .await?;
+    for def in defs.split(";\n").filter(|d| !d.trim().is_empty()) {
+        // A partitioned table's definition says ON ONLY (the parent alone).
+        let def = def
+            .replacen("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1)
+            .replacen(" ON ONLY ", " ON ", 1);
+        step(
+            client,
+            &format!("rebuilding {}", def.split(" ON ").next().unwrap_or(&def)),
+            &def,
+        )
+        .await?;
+    }
+    client
+        .execute("DELETE FROM bench_meta WHERE key = $1", &[&key])
+        .await?;
+    Ok(())
+}
+
+/// Phases 1–4 (5 needs the app: see [`roll_up_raw_window`]).
+async fn generate(client: &Client, millions: i64) -> Result<()> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value text NOT NULL)",
+        )
+        .await?;
+    if let Some(m) = meta(client, "events_millions").await? {
+        if m != millions.to_string() {
+            bail!("this database holds a {m}M-event data set; pass --millions {m} or use another --database-url");
+        }
+    }
+    // The end of the raw window, fixed when the data set is first made.
+    let anchor = match meta(client, "anchor").await? {
+        Some(a) => a,
+        None => {
+            let a: String = client
+                .query_one("SELECT date_trunc('minute', now())::text", &[])
+                .await?
+                .get(0);
+            set_meta(client, "anchor", &a).await?;
+            set_meta(client, "events_millions", &millions.to_string()).await?;
+            a
+        }
+    };
+    println!("data set: {CLIENTS} clients, {millions}M events over the {RAW_DAYS} days before {anchor}, {STATS_DAYS} days of stats");
+
+    // 1. Clients (their time zones are set before the stats: see 4).
+    client
+        .batch_execute(&format!(
+            "INSERT INTO clients (id, name, root_domain)
+             SELECT md5('bench-' || i)::uuid, 'bench-' || i, 'shop.example'
+               FROM generate_series(1, {CLIENTS}) i
+             ON CONFLICT (id) DO NOTHING"
+        ))
+        .await?;
+
+    // 2. Raw events, chunk by chunk (each chunk one transaction with its count).
+    let done: i64 = meta(client, "event_chunks")
+        .await?
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(0);
+    if done < millions {
         client
             .batch_execute(&format!(
-                "INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at, received_at,
-                                             referrer_domain, utm_source, device_type, browser, os, is_bot)
-                 SELECT cid, pid, pid || '-' || to_char(at, 'YYYYMMDD'), name, at, at + interval '2 seconds',
-                        ref, utm, dev, br, os, bot
-                   FROM (SELECT md5('bench-' || (1 + (random() * ({CLIENTS} - 1))::int))::uuid AS cid,
-                                'v' || ((extract(epoch FROM ts)::int8 / 86400) * 3 + (random() * 10)::int) % 300 AS pid,
-                                (ARRAY['widget_impression','widget_impression','widget_impression','widget_open',
-                                       'chat_started','message_sent','message_sent','client_form_submitted',
-                                       'pricing_viewed'])[1 + (random() * 8)::int] AS name,
-                                ts AS at,
-                                (ARRAY[NULL, NULL, 'google.com', 'bing.com', 'facebook.com', 'news.example'])[1 + (random() * 5)::int] AS ref,
-                                (ARRAY[NULL, NULL, NULL, 'google', 'newsletter', 'meta'])[1 + (random() * 5)::int] AS utm,
-                                (ARRAY['desktop', 'desktop', 'mobile', 'mobile', 'tablet'])[1 + (random() * 4)::int] AS dev,
-                                (ARRAY['Chrome', 'Chrome', 'Safari', 'Firefox', 'Edge'])[1 + (random() * 4)::int] AS br,
-                                (ARRAY['Windows', 'macOS', 'iOS', 'Android'])[1 + (random() * 3)::int] AS os,
-                                random() < 0.03 AS bot
-                           FROM (SELECT now() - interval '{RAW_DAYS} days'
-                                        + ({k} + g::float8 / {CHUNK}) / {millions} * interval '{RAW_DAYS} days' AS ts
-                                   FROM generate_series(1, {CHUNK}) g) s) e"
+                "SELECT ensure_session_events_partitions(('{anchor}'::timestamptz - interval '{RAW_DAYS} days')::date, 5)"
             ))
             .await?;
-        println!(
-            "  events: {}M of {millions}M ({:.1} s)",
-            k + 1,
-            t.elapsed().as_secs_f64()
+        drop_indexes(client, "session_events").await?;
+        let started = Instant::now();
+        for k in done..millions {
+            let t = Instant::now();
+            // Event ids follow the load order, so the primary key is appended
+            // to (a random v4 id per event only slows the load down).
+            client
+                .batch_execute(&format!(
+                    "BEGIN;
+                     INSERT INTO session_events (event_id, client_id, person_id, session_id, event_name, occurred_at,
+                                                 received_at, referrer_domain, utm_source, device_type, browser, os, is_bot)
+                     SELECT lpad(to_hex(n), 32, '0')::uuid, cid, pid, pid || '-' || to_char(at, 'YYYYMMDD'), name, at,
+                            at + interval '2 seconds', ref, utm, dev, br, os, bot
+                       FROM (SELECT {k} * {CHUNK} + g AS n,
+                                    md5('bench-' || (1 + (random() * ({CLIENTS} - 1))::int))::uuid AS cid,
+                                    'v' || ((extract(epoch FROM ts)::int8 / 86400) * 3 + (random() * 10)::int) % 300 AS pid,
+                                    (ARRAY['widget_impression','widget_impression','widget_impression','widget_open',
+                                           'chat_started','message_sent','message_sent','client_form_submitted',
+                                           'pricing_viewed'])[1 + (random() * 8)::int] AS name,
+                                    ts AS at,
+                                    (ARRAY[NULL, NULL, 'google.com', 'bing.com', 'facebook.com', 'news.example'])[1 + (random() * 5)::int] AS ref,
+                                    (ARRAY[NULL, NULL, NULL, 'google', 'newsletter', 'meta'])[1 + (random() * 5)::int] AS utm,
+                                    (ARRAY['desktop', 'desktop', 'mobile', 'mobile', 'tablet'])[1 + (random() * 4)::int] AS dev,
+                                    (ARRAY['Chrome', 'Chrome', 'Safari', 'Firefox', 'Edge'])[1 + (random() * 4)::int] AS br,
+                                    (ARRAY['Windows', 'macOS', 'iOS', 'Android'])[1 + (random() * 3)::int] AS os,
+                                    random() < 0.03 AS bot
+                               FROM (SELECT g, '{anchor}'::timestamptz - interval '{RAW_DAYS} days'
+                                            + ({k} + g::float8 / {CHUNK}) / {millions} * interval '{RAW_DAYS} days' AS ts
+                                       FROM generate_series(0, {CHUNK} - 1) g) s) e;
+                     UPDATE bench_meta SET value = '{next}' WHERE key = 'event_chunks';
+                     INSERT INTO bench_meta VALUES ('event_chunks', '{next}') ON CONFLICT DO NOTHING;
+                     COMMIT;",
+                    next = k + 1
+                ))
+                .await?;
+            let left = millions - k - 1;
+            let per = started.elapsed().as_secs_f64() / (k - done + 1) as f64;
+            println!(
+                "  events: {}M of {millions}M ({:.1} s; about {:.0} min left)",
+                k + 1,
+                t.elapsed().as_secs_f64(),
+                per * left as f64 / 60.0
+            );
+        }
+    }
+    rebuild_indexes(client, "session_events").await?;
+
+    // 3. Sessions of those events.
+    if meta(client, "sessions").await?.is_none() {
+        drop_indexes(client, "widget_sessions").await?;
+        step(
+            client,
+            "sessions from the events",
+            "BEGIN;
+             INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at, event_count,
+                                          referrer_domain, utm_source, device_type, browser, os, is_bot,
+                                          chat_started, form_submitted)
+             SELECT client_id, session_id, min(person_id), min(occurred_at), max(occurred_at), count(*),
+                    min(referrer_domain), min(utm_source), min(device_type), min(browser), min(os), bool_or(is_bot),
+                    bool_or(event_name = 'chat_started'), bool_or(event_name = 'client_form_submitted')
+               FROM session_events GROUP BY client_id, session_id
+             ON CONFLICT DO NOTHING;
+             INSERT INTO bench_meta VALUES ('sessions', 'done');
+             COMMIT;",
+        )
+        .await?;
+    }
+    rebuild_indexes(client, "widget_sessions").await?;
+
+    // 4. The clients' reporting time zones, then synthetic daily stats for
+    //    the two years before the raw window, each day marked rolled up in
+    //    every zone.
+    let zones = ZONES
+        .iter()
+        .map(|z| format!("'{z}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    client
+        .batch_execute(&format!(
+            "UPDATE clients SET time_zone = (ARRAY[{zones}])[1 + substr(name, 7)::int % {n}]
+              WHERE name LIKE 'bench-%'",
+            n = ZONES.len()
+        ))
+        .await
+        .context("setting the clients' time zones")?;
+    if meta(client, "stats").await?.is_none() {
+        step(
+            client,
+            "daily stats before the raw window (10,000 clients x 2 years)",
+            &format!(
+                "BEGIN;
+                 INSERT INTO widget_daily_stats
+                 SELECT c.id, d::date, s, v, v / 3, v - v / 3, s * 4, s * 2, s / 2, s / 4, s / 2, s / 8,
+                        s / 4, s * 95.0, 1, 1, 5,
+                        jsonb_build_object('widget_impression', s * 2, 'widget_open', s / 2, 'chat_started', s / 4,
+                                           'message_sent', s / 2, 'client_form_submitted', s / 8, 'pricing_viewed', s / 3),
+                        jsonb_build_object('(direct)', s / 2, 'google.com', s / 4, 'bing.com', s / 8, 'facebook.com', s / 8),
+                        jsonb_build_object('(none)', s / 2, 'google', s / 4, 'newsletter', s / 4),
+                        jsonb_build_object('desktop', s / 2, 'mobile', s / 3, 'tablet', s - s / 2 - s / 3),
+                        jsonb_build_object('Chrome', s / 2, 'Safari', s / 4, 'Firefox', s / 8, 'Edge', s / 8),
+                        jsonb_build_object('Windows', s / 2, 'macOS', s / 4, 'iOS', s / 8, 'Android', s / 8),
+                        c.time_zone
+                   FROM generate_series(('{anchor}'::timestamptz - interval '{STATS_DAYS} days')::date,
+                                        ('{anchor}'::timestamptz - interval '{RAW_DAYS} days')::date - 1,
+                                        interval '1 day') d,
+                        clients c,
+                        LATERAL (SELECT 5 + (hashtext(c.id::text || d::text) & 63) AS s,
+                                        3 + (hashtext(d::text || c.id::text) & 31) AS v) x
+                  WHERE c.name LIKE 'bench-%'
+                  ORDER BY d, c.id;
+                 INSERT INTO analytics_rollup_days (time_zone, day, rolled_up_at, clients)
+                 SELECT z.time_zone, d::date, now(), z.n
+                   FROM (SELECT time_zone, count(*) AS n FROM clients GROUP BY time_zone) z,
+                        generate_series(('{anchor}'::timestamptz - interval '{STATS_DAYS} days')::date,
+                                        ('{anchor}'::timestamptz - interval '{RAW_DAYS} days')::date - 1,
+                                        interval '1 day') d
+                 ON CONFLICT DO NOTHING;
+                 INSERT INTO bench_meta VALUES ('stats', 'done');
+                 COMMIT;"
+            ),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// POST /admin/analytics/rollup for one day; returns the component's report.
+async fn backfill(addr: std::net::SocketAddr, token: &str, day: &str) -> Result<serde_json::Value> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = http::Request::post("/admin/analytics/rollup")
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            serde_json::json!({ "from": day, "to": day }).to_string(),
+        )))?;
+    let res = sender.send_request(req).await?;
+    let status = res.status();
+    let body = res.into_body().collect().await?.to_bytes();
+    if status != 200 {
+        bail!(
+            "backfill of {day} answered {status}: {}",
+            String::from_utf8_lossy(&body)
         );
     }
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Phase 5: the real rollups of the raw window, day by day through the
+/// backfill endpoint, up to the day before yesterday (ended in every zone);
+/// the nightly job does the rest. Resumable: `rolled_through` in bench_meta.
+async fn roll_up_raw_window(
+    client: &Client,
+    addr: std::net::SocketAddr,
+    token: &str,
+) -> Result<()> {
+    let days: Vec<String> = client
+        .query(
+            "SELECT to_char(d, 'YYYY-MM-DD')
+               FROM generate_series(
+                      greatest((SELECT value::timestamptz FROM bench_meta WHERE key = 'anchor') - interval '88 days',
+                               current_date - 89,
+                               coalesce((SELECT value::date + 1 FROM bench_meta WHERE key = 'rolled_through'), '-infinity')),
+                      current_date - 2, interval '1 day') d",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if days.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "rolling up the raw window through the backfill endpoint: {} days",
+        days.len()
+    );
+    let started = Instant::now();
+    for (i, day) in days.iter().enumerate() {
+        let t = Instant::now();
+        let report = backfill(addr, token, day).await?;
+        set_meta(client, "rolled_through", day).await?;
+        let per = started.elapsed().as_secs_f64() / (i + 1) as f64;
+        println!(
+            "  {day}: {:.1} s, {} stats rows ({} of {}; about {:.0} min left)",
+            t.elapsed().as_secs_f64(),
+            report["rollup"]["stats_rows"],
+            i + 1,
+            days.len(),
+            per * (days.len() - i - 1) as f64 / 60.0
+        );
+    }
+    Ok(())
+}
+
+/// What the nightly job's retention finds each run: an expired partition
+/// (five months back) with `expired_millions` million events whose days are
+/// rolled up, and 1M sessions past the 365-day period.
+async fn seed_retention_backlog(client: &Client, expired_millions: i64) -> Result<()> {
     step(
         client,
-        "sessions from the events",
-        "INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at, event_count,
-                                      referrer_domain, utm_source, device_type, browser, os, is_bot,
-                                      chat_started, form_submitted)
-         SELECT client_id, session_id, min(person_id), min(occurred_at), max(occurred_at), count(*),
-                min(referrer_domain), min(utm_source), min(device_type), min(browser), min(os), bool_or(is_bot),
-                bool_or(event_name = 'chat_started'), bool_or(event_name = 'client_form_submitted')
-           FROM session_events GROUP BY client_id, session_id",
-    )
-    .await?;
-    step(
-        client,
-        "1M sessions past the 365-day retention",
+        "retention backlog: 1M sessions past 365 days",
         &format!(
             "INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at, event_count, device_type)
              SELECT md5('bench-' || (1 + g % {CLIENTS}))::uuid, 'old-' || g, 'old', t, t, 3, 'desktop'
                FROM (SELECT g, now() - interval '400 days' - (g % 30) * interval '1 day' AS t
-                       FROM generate_series(1, 1000000) g) x"
+                       FROM generate_series(1, 1000000) g) x
+             ON CONFLICT DO NOTHING"
         ),
     )
     .await?;
-    // Two years of daily stats for every client, except yesterday and today
-    // (yesterday is the rollup the benchmark times; today is read raw).
+    let month = "date_trunc('month', now() - interval '150 days')";
     step(
         client,
-        "daily stats (2 years x 10,000 clients)",
+        &format!("retention backlog: an expired partition with {expired_millions}M events"),
         &format!(
-            "INSERT INTO widget_daily_stats
-             SELECT md5('bench-' || i)::uuid, d::date, s, v, v / 3, v - v / 3, s * 4, s * 2, s / 2, s / 4, s / 2, s / 8,
-                    s / 4, s * 95.0, 1, 1, 5,
-                    jsonb_build_object('widget_impression', s * 2, 'widget_open', s / 2, 'chat_started', s / 4,
-                                       'message_sent', s / 2, 'client_form_submitted', s / 8, 'pricing_viewed', s / 3),
-                    jsonb_build_object('(direct)', s / 2, 'google.com', s / 4, 'bing.com', s / 8, 'facebook.com', s / 8),
-                    jsonb_build_object('(none)', s / 2, 'google', s / 4, 'newsletter', s / 4),
-                    jsonb_build_object('desktop', s / 2, 'mobile', s / 3, 'tablet', s - s / 2 - s / 3),
-                    jsonb_build_object('Chrome', s / 2, 'Safari', s / 4, 'Firefox', s / 8, 'Edge', s / 8),
-                    jsonb_build_object('Windows', s / 2, 'macOS', s / 4, 'iOS', s / 8, 'Android', s / 8)
-               FROM generate_series(1, {CLIENTS}) i,
-                    generate_series(current_date - {STATS_DAYS}, current_date - 2, interval '1 day') d,
-                    LATERAL (SELECT 5 + (hashtext(i::text || d::text) & 63) AS s,
-                                    3 + (hashtext(d::text || i::text) & 31) AS v) x;
-             INSERT INTO analytics_rollup_days (day, rolled_up_at, clients)
-             SELECT d::date, now(), {CLIENTS}
-               FROM generate_series(current_date - {STATS_DAYS}, current_date - 2, interval '1 day') d;
-             -- Only yesterday is new for the nightly run.
-             INSERT INTO analytics_rollup_state VALUES (true, now());"
+            "SELECT ensure_session_events_partitions({month}::date, 1);
+             INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at, device_type)
+             SELECT md5('bench-' || (1 + g % {CLIENTS}))::uuid, 'old', 'old', 'widget_impression',
+                    {month} + (g % (27 * 86400)) * interval '1 second', 'desktop'
+               FROM generate_series(1, {expired_millions} * {CHUNK}) g
+              WHERE NOT EXISTS (SELECT 1 FROM session_events
+                                 WHERE occurred_at >= {month} AND occurred_at < {month} + interval '1 month');
+             INSERT INTO analytics_rollup_days (time_zone, day, rolled_up_at, clients)
+             SELECT z.time_zone, d::date, now(), 0
+               FROM (SELECT DISTINCT time_zone FROM clients) z,
+                    generate_series({month} - interval '1 day', {month} + interval '1 month', interval '1 day') d
+             ON CONFLICT DO NOTHING"
         ),
     )
     .await?;
-    step(client, "ANALYZE", "ANALYZE").await?;
     Ok(())
 }
 
@@ -184,44 +485,19 @@ async fn drive(
     Ok((percentile(&times, 0.5), percentile(&times, 0.99)))
 }
 
-pub async fn run(
-    database_url: String,
-    millions: i64,
-    requests: usize,
-    skip_generate: bool,
-) -> Result<()> {
+pub async fn run(o: Options) -> Result<()> {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     println!("machine: {}", machine());
-    if !skip_generate {
-        spin_local::migrate::migrate(&database_url, &root.join("migrations"), true).await?;
-    }
-    let (client, conn) = tokio_postgres::connect(&database_url, NoTls).await?;
+    spin_local::migrate::migrate(&o.database_url, &root.join("migrations"), true).await?;
+    let (client, conn) = tokio_postgres::connect(&o.database_url, NoTls).await?;
     tokio::spawn(conn);
-    if !skip_generate {
-        generate(&client, millions).await?;
+    if !o.reads_only {
+        generate(&client, o.millions).await?;
     }
-    let counts = client
-        .query_one(
-            "SELECT (SELECT count(*) FROM session_events), (SELECT count(*) FROM widget_sessions),
-                    (SELECT count(*) FROM widget_daily_stats),
-                    (SELECT count(*) FROM session_events
-                      WHERE occurred_at >= current_date - 1 AND occurred_at < current_date),
-                    pg_size_pretty(pg_database_size(current_database()))",
-            &[],
-        )
-        .await?;
-    let (events, sessions, stats, yesterday, size): (i64, i64, i64, i64, String) = (
-        counts.get(0),
-        counts.get(1),
-        counts.get(2),
-        counts.get(3),
-        counts.get(4),
-    );
-    println!("data: {events} events ({yesterday} yesterday), {sessions} sessions, {stats} daily stats rows, database {size}");
 
     let sources = VariableSources {
         explicit: HashMap::from([
-            ("database_url".to_string(), database_url.clone()),
+            ("database_url".to_string(), o.database_url.clone()),
             ("admin_jwt_secret".to_string(), SECRET.to_string()),
         ]),
         env: HashMap::new(),
@@ -235,9 +511,47 @@ pub async fn run(
     )
     .await
     .context("loading spin.toml (build the components first: scripts/build-components)")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(spin_local::server::serve(app.clone(), listener));
+    let token = admin_token()?;
+
+    if !o.reads_only {
+        roll_up_raw_window(&client, addr, &token).await?;
+        step(&client, "VACUUM ANALYZE", "VACUUM (ANALYZE)").await?;
+    }
+    if o.generate_only {
+        return Ok(());
+    }
+
+    let counts = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM session_events), (SELECT count(*) FROM widget_sessions),
+                    (SELECT count(*) FROM widget_daily_stats), (SELECT count(*) FROM analytics_visitors),
+                    pg_size_pretty(pg_database_size(current_database()))",
+            &[],
+        )
+        .await?;
+    let (events, sessions, stats, visitors, size): (i64, i64, i64, i64, String) = (
+        counts.get(0),
+        counts.get(1),
+        counts.get(2),
+        counts.get(3),
+        counts.get(4),
+    );
+    println!("data: {events} events, {sessions} sessions, {stats} daily stats rows, {visitors} registry visitors, database {size}");
 
     let mut nightly = None;
-    if !skip_generate {
+    let mut one_day = None;
+    if !o.reads_only {
+        seed_retention_backlog(&client, o.expired_millions).await?;
+        // As if the previous night's run had been 24 hours ago: this run
+        // rolls up the local days that ended since, one per zone.
+        client
+            .batch_execute(
+                "UPDATE analytics_rollup_state SET received_until = now() - interval '24 hours'",
+            )
+            .await?;
         println!("nightly job: the analytics-rollup cron component, once ...");
         let t = Instant::now();
         let now = std::time::SystemTime::now()
@@ -256,16 +570,31 @@ pub async fn run(
             .get(0);
         println!("  {total:.1} s: {detail}");
         nightly = Some((total, detail));
-        client.batch_execute("ANALYZE").await?;
+
+        // One full day rolled up again: the busiest day the backfill may touch.
+        let (day, day_events): (String, i64) = {
+            let r = client
+                .query_one(
+                    "SELECT to_char(d, 'YYYY-MM-DD'),
+                            (SELECT count(*) FROM session_events
+                              WHERE occurred_at >= d AND occurred_at < d + interval '1 day')
+                       FROM (SELECT (current_date - 3)::timestamptz AS d) x",
+                    &[],
+                )
+                .await?;
+            (r.get(0), r.get(1))
+        };
+        println!("rollup of one day ({day}, {day_events} events in the UTC day) through the backfill endpoint ...");
+        let t = Instant::now();
+        let report = backfill(addr, &token, &day).await?;
+        let s = t.elapsed().as_secs_f64();
+        println!("  {s:.1} s: {report}");
+        one_day = Some((day, day_events, s, report));
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(spin_local::server::serve(app.clone(), listener));
-    let token = admin_token()?;
     let ids: Vec<String> = client
         .query(
-            &format!("SELECT md5('bench-' || (1 + (random() * ({CLIENTS} - 1))::int))::uuid::text FROM generate_series(1, {requests})"),
+            &format!("SELECT md5('bench-' || (1 + (random() * ({CLIENTS} - 1))::int))::uuid::text FROM generate_series(1, {})", o.requests),
             &[],
         )
         .await?
@@ -279,8 +608,14 @@ pub async fn run(
         ("trends (30 d)", "trends".into()),
         ("trends (365 d)", format!("trends?from={from_365}")),
         ("events (30 d)", "events".into()),
+        ("events (365 d)", format!("events?from={from_365}")),
         ("traffic-sources (30 d)", "traffic-sources".into()),
+        (
+            "traffic-sources (365 d)",
+            format!("traffic-sources?from={from_365}"),
+        ),
         ("devices (30 d)", "devices".into()),
+        ("devices (365 d)", format!("devices?from={from_365}")),
         ("active", "active".into()),
         ("sessions (30 d, page 1)", "sessions?limit=50".into()),
         (
@@ -288,13 +623,16 @@ pub async fn run(
             "sessions?limit=50&device=mobile".into(),
         ),
     ];
+    println!(
+        "read endpoints: 20 warm-up then {} requests each, a random client each ...",
+        o.requests
+    );
     let mut rows = Vec::new();
     for (label, query) in &endpoints {
-        // Warm-up: 20 requests, then the measured ones.
         let ids_ref = &ids;
         let path = |i: usize| format!("/admin/analytics/{}/{query}", ids_ref[i % ids_ref.len()]);
         drive(addr, &token, 20, &path).await?;
-        let (p50, p99) = drive(addr, &token, requests, &path).await?;
+        let (p50, p99) = drive(addr, &token, o.requests, &path).await?;
         println!("  {label}: p50 {:.2} ms, p99 {:.2} ms", ms(p50), ms(p99));
         rows.push((label, p50, p99));
     }
@@ -305,10 +643,22 @@ pub async fn run(
     for (label, p50, p99) in &rows {
         println!("{:<28} {:>10.2} {:>10.2}", label, ms(*p50), ms(*p99));
     }
-    if let Some((total, detail)) = nightly {
+    if let Some((total, d)) = nightly {
         println!(
-            "nightly job {total:.1} s: rollup of {} ({yesterday} events) {} ms, retention {} ms: {}",
-            detail["rollup"]["days"], detail["rollup"]["ms"], detail["retention_ms"], detail["retention"]
+            "nightly job {total:.1} s: rollup of {} in {} ms; retention {} ms: {} partitions dropped ({} events), {} sessions, {} visitors deleted",
+            d["rollup"]["days"],
+            d["rollup"]["ms"],
+            d["retention_ms"],
+            d["retention"]["partitions_dropped"].as_array().map_or(0, |a| a.len()),
+            d["retention"]["events_dropped"],
+            d["retention"]["sessions_deleted"],
+            d["retention"]["visitors_deleted"],
+        );
+    }
+    if let Some((day, n, s, report)) = one_day {
+        println!(
+            "rollup of {day} ({n} events, {} stats rows): {s:.1} s",
+            report["rollup"]["stats_rows"]
         );
     }
     Ok(())

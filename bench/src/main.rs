@@ -75,8 +75,10 @@ enum Command {
         millions: i64,
     },
     /// Widget analytics: 10,000 clients, `--millions` million raw events,
-    /// sessions and two years of daily stats; the nightly rollup + retention
-    /// (the real cron component) and p50/p99 of each read endpoint.
+    /// sessions, two years of daily stats and the real rollups of the raw
+    /// window (made once, resumable); then the nightly rollup + retention
+    /// (the real cron component), one day's rollup, and p50/p99 of each read
+    /// endpoint.
     Analytics {
         #[arg(
             long,
@@ -85,12 +87,18 @@ enum Command {
         database_url: String,
         #[arg(long, default_value_t = 50)]
         millions: i64,
+        /// Events (millions) in the expired partition retention drops each run.
+        #[arg(long, default_value_t = 1)]
+        expired_millions: i64,
         /// Measured requests per endpoint (after 20 of warm-up).
         #[arg(long, default_value_t = 500)]
         requests: usize,
-        /// Reuse the data of an earlier run (reads only).
+        /// Make (or complete) the data set, then stop.
         #[arg(long)]
-        skip_generate: bool,
+        generate_only: bool,
+        /// Only the read endpoints, on the data set as it is.
+        #[arg(long)]
+        reads_only: bool,
     },
     /// POST /v1/leads with the embedded geo provider (the full DB-IP data:
     /// import it first with scripts/import-geoip) and with the remote
@@ -395,9 +403,21 @@ async fn main() -> Result<()> {
         Command::Analytics {
             database_url,
             millions,
+            expired_millions,
             requests,
-            skip_generate,
-        } => analytics::run(database_url, millions, requests, skip_generate).await,
+            generate_only,
+            reads_only,
+        } => {
+            analytics::run(analytics::Options {
+                database_url,
+                millions,
+                expired_millions,
+                requests,
+                generate_only,
+                reads_only,
+            })
+            .await
+        }
         Command::Leads {
             seconds,
             database_url,

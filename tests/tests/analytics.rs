@@ -610,6 +610,30 @@ async fn the_rollup_cuts_days_in_each_clients_zone_equals_a_direct_computation_a
     assert_ne!(after[&(a, days[3].clone())], first[&(a, days[3].clone())]);
     assert_eq!(after[&(a, days[0].clone())], first[&(a, days[0].clone())]);
     assert_eq!(after[&(n, days[3].clone())], first[&(n, days[3].clone())]);
+
+    // Missed nights: with the last run 50 hours back (and every event
+    // received before it), the next one rolls up every local day that ended
+    // since, in every zone, and nothing changes.
+    c.batch_execute(
+        "UPDATE analytics_rollup_state SET received_until = now() - interval '50 hours';
+         UPDATE session_events SET received_at = received_at - interval '3 days';",
+    )
+    .await
+    .unwrap();
+    clear_of_day_ends(&zones).await;
+    let before = Utc::now();
+    nightly(&app, Utc::now()).await;
+    let (_, detail) = last_run(&c).await;
+    let caught_up = rolled_pairs(&detail);
+    let must = ended_between(&zones, before - Duration::hours(50), before);
+    assert!(must.len() >= 6, "two days in each of three zones: {must:?}");
+    let may = ended_between(
+        &zones,
+        before - Duration::hours(50) - Duration::minutes(11),
+        Utc::now(),
+    );
+    assert_between(&caught_up, &must, &may, "missed nights");
+    assert_eq!(stats(&c).await, after);
 }
 
 #[tokio::test]
@@ -673,6 +697,29 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     c.execute(
         "SELECT analytics_rollup_day($1, ARRAY['UTC'])",
         &[&rolled_day],
+    )
+    .await
+    .unwrap();
+
+    // Two years back there is no monthly partition: imports land in the
+    // default one. Its expired rows go once their local day is rolled up.
+    let ancient = t - Duration::days(730);
+    for (client, day) in [(r, ancient), (k, ancient), (r, ancient + Duration::days(1))] {
+        event(
+            &c,
+            client,
+            "imp",
+            Some("si"),
+            "widget_impression",
+            midnight(day) + Duration::hours(12),
+            None,
+            "desktop",
+        )
+        .await;
+    }
+    c.execute(
+        "INSERT INTO analytics_rollup_days (time_zone, day, rolled_up_at) VALUES ('UTC', $1, now())",
+        &[&ancient],
     )
     .await
     .unwrap();
@@ -802,7 +849,8 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(left, if cutoff > cut_month { 1 } else { 0 });
+    // Two imports of the default partition are still there (see below).
+    assert_eq!(left, if cutoff > cut_month { 3 } else { 2 });
     // The rolled-up days' stats stay, and a day whose events are (even
     // partly) gone is never recomputed: the Tokyo day that starts at 15:00
     // UTC the day before the cutoff month is purged, the UTC day is not.
@@ -839,6 +887,23 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     );
     assert_eq!(ret["visitors_deleted"], 1, "{ret}");
     assert_eq!(ret["daily_stats_deleted"], 0, "{ret}");
+    // The default partition: only r's event of the rolled-up UTC day went;
+    // k's (a Tokyo day with no rollup) and r's of the next day stay.
+    assert_eq!(ret["default_partition_events_deleted"], 1, "{ret}");
+    let imports: BTreeSet<(Uuid, NaiveDate)> = c
+        .query(
+            "SELECT client_id, (occurred_at AT TIME ZONE 'UTC')::date FROM session_events_default",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        imports,
+        BTreeSet::from([(k, ancient), (r, ancient + Duration::days(1))])
+    );
 
     // Once that Tokyo day is rolled up, the next run removes k's sessions
     // (two batches, walking on from one client to the next) and nothing else.

@@ -94,6 +94,7 @@ fn roll_up(conn: &Connection, due: DueDays) -> Result<Rolled> {
     let mut queue = due;
     while let Some((day, zones)) = queue.pop_first() {
         let zones: Vec<String> = zones.into_iter().collect();
+        let started = Instant::now();
         let r = conn
             .query(
                 "SELECT array_to_string(rolled_zones, ','), array_to_string(purged_zones, ','),
@@ -117,9 +118,11 @@ fn roll_up(conn: &Connection, due: DueDays) -> Result<Rolled> {
         if rolled.is_empty() {
             continue;
         }
-        out.days.push(
-            json!({ "day": day.to_string(), "time_zones": rolled.split(',').collect::<Vec<_>>() }),
-        );
+        out.days.push(json!({
+            "day": day.to_string(),
+            "time_zones": rolled.split(',').collect::<Vec<_>>(),
+            "ms": ms(started),
+        }));
         out.stats_rows += i64::decode(&row[2])?;
         let stale = String::decode(&row[3])?;
         for later in stale
@@ -181,13 +184,16 @@ pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result
             .or_default()
             .extend(zones.split(',').map(str::to_string));
     }
+    let finding_ms = ms(started);
     let rolled = roll_up(conn, due)?;
     conn.execute(
         "UPDATE analytics_rollup_state SET received_until = $1::text::timestamptz",
         &[text(&cut)],
     )
     .context("moving the watermark")?;
+    let vacuum_started = Instant::now();
     vacuum_stats(conn)?;
+    let vacuum_ms = ms(vacuum_started);
     let rollup_ms = ms(started);
 
     let started = Instant::now();
@@ -196,7 +202,8 @@ pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result
         "as_of": as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "rollup": {
             "days": rolled.days, "stats_rows": rolled.stats_rows, "purged_days_skipped": rolled.purged,
-            "too_old_days_skipped": too_old, "received_until": cut, "ms": rollup_ms,
+            "too_old_days_skipped": too_old, "received_until": cut,
+            "finding_days_ms": finding_ms, "vacuum_ms": vacuum_ms, "ms": rollup_ms,
         },
         "retention": retention,
         "retention_ms": ms(started),
@@ -318,6 +325,7 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
 
     // A day never rolled up (a failed night, a client moved to a new zone)
     // would keep its partition forever: roll it up while its events are here.
+    let partitions_started = Instant::now();
     let mut parts = expired_partitions(conn, &raw_cutoff_ts)?;
     let mut missing = DueDays::new();
     for unrolled in parts.iter().flat_map(|(_, _, u)| u) {
@@ -363,6 +371,7 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
             }
         }
     }
+    let partitions_ms = ms(partitions_started);
     let default_events = in_batches(
         conn,
         "SELECT analytics_delete_expired_default_events($1::text::timestamptz, $2)",
@@ -370,8 +379,10 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
         r.batch_size,
     )
     .context("deleting expired events of the default partition")?;
+    let sessions_started = Instant::now();
     let sessions = expired_sessions(conn, &format!("{session_cutoff} 00:00:00+00"), r.batch_size)
         .context("deleting expired sessions")?;
+    let sessions_ms = ms(sessions_started);
     let visitors = in_batches(
         conn,
         "SELECT analytics_delete_expired_visitors($1::text::date, $2)",
@@ -396,8 +407,10 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
         "partitions_dropped": dropped,
         "partitions_kept": kept,
         "events_dropped": events_dropped,
+        "partitions_ms": partitions_ms,
         "default_partition_events_deleted": default_events,
         "sessions_deleted": sessions,
+        "sessions_ms": sessions_ms,
         "visitors_deleted": visitors,
         "daily_stats_deleted": stats,
     }))
