@@ -67,11 +67,28 @@ DROP FUNCTION analytics_drop_event_partition(text);
 DROP FUNCTION analytics_delete_expired_sessions(timestamptz, integer);
 DROP FUNCTION analytics_delete_expired_default_events(timestamptz, integer);
 
--- The first instant of local day p_day in p_zone (when a DST change skips
--- midnight, the first instant the day has).
+-- The UTC offset of p_zone at instant p_at.
+CREATE FUNCTION analytics_utc_offset(p_zone text, p_at timestamptz)
+RETURNS interval LANGUAGE sql STABLE AS $$
+    SELECT (p_at AT TIME ZONE p_zone) - (p_at AT TIME ZONE 'UTC')
+$$;
+
+-- The first instant of local day p_day in p_zone: the earliest instant whose
+-- local date is p_day (chrono's `earliest()` in the read API). Postgres
+-- reads a local midnight that happens twice (clocks going back at 01:00, as
+-- in the Azores or Cuba) as the later one, so midnight is also read with
+-- the offset of three hours before and the earlier kept when it is p_day.
+-- When a DST change skips midnight, Postgres already gives the first
+-- instant of the day. A plain expression, so the planner inlines it.
 CREATE FUNCTION analytics_day_start(p_zone text, p_day date)
 RETURNS timestamptz LANGUAGE sql STABLE AS $$
-    SELECT p_day::timestamp AT TIME ZONE p_zone
+    SELECT least(
+        p_day::timestamp AT TIME ZONE p_zone,
+        CASE WHEN ((p_day::timestamp - analytics_utc_offset(p_zone, (p_day::timestamp AT TIME ZONE p_zone) - interval '3 hours'))
+                       AT TIME ZONE 'UTC' AT TIME ZONE p_zone)::date = p_day
+             THEN (p_day::timestamp - analytics_utc_offset(p_zone, (p_day::timestamp AT TIME ZONE p_zone) - interval '3 hours'))
+                       AT TIME ZONE 'UTC'
+        END)
 $$;
 
 -- Whether the raw events of local day p_day in p_zone are (partly) gone:
@@ -93,11 +110,11 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
 $$;
 
 -- The figures of local day p_day for one client (p_client, in its zone), or
--- for every client whose zone is in p_zones (p_client null): one row per
--- client with events, the same definitions as V10 with the day cut in the
--- client's zone. Dynamic SQL so each call is planned for its arguments: one
+-- for every client whose zone is in p_zones but those in p_skip (p_client
+-- null): one row per client with events, the same definitions as V10 with
+-- the day cut in the client's zone. Dynamic SQL so each call is planned for its arguments: one
 -- client reads (client_id, occurred_at); all clients read the day's range.
-CREATE FUNCTION analytics_day_stats(p_day date, p_zones text[], p_client uuid)
+CREATE FUNCTION analytics_day_stats(p_day date, p_zones text[], p_client uuid, p_skip uuid[] DEFAULT '{}')
 RETURNS SETOF widget_daily_stats LANGUAGE plpgsql STABLE
 -- A day of every client is ~10^6 events: sorts and hashes in memory, not on disk.
 SET work_mem = '128MB'
@@ -229,8 +246,8 @@ BEGIN
       LEFT JOIN people p ON p.client_id = t.client_id
       LEFT JOIN names n ON n.client_id = t.client_id
       LEFT JOIN mixes m ON m.client_id = t.client_id
-    $q$, CASE WHEN p_client IS NULL THEN 'c.time_zone = ANY($2)' ELSE 'c.id = $5' END)
-    USING p_day, p_zones, lo, hi, p_client;
+    $q$, CASE WHEN p_client IS NULL THEN 'c.time_zone = ANY($2) AND NOT c.id = ANY($6)' ELSE 'c.id = $5' END)
+    USING p_day, p_zones, lo, hi, p_client, p_skip;
 END $fn$;
 
 -- Replaces the rollup of local day p_day for every client whose zone is in
@@ -238,15 +255,22 @@ END $fn$;
 -- "new" means not seen on an earlier day, so a rerun gives the same figures)
 -- and marks (zone, day) rolled up. A zone where the day overlaps a dropped
 -- partition is left alone (purged_zones): some of its raw events are gone.
--- stale_days (YYYY-MM-DD, comma-separated): later days that counted one of
--- this day's visitors as new; a late event showed they came earlier, so
--- those days need their rollup again.
-CREATE FUNCTION analytics_rollup_day(p_day date, p_zones text[])
+-- stale_days ("YYYY-MM-DD zone", comma-separated): later local days, already
+-- over, that counted one of this day's visitors as new in that client's
+-- zone; a late event showed they came earlier, so those days need their
+-- rollup again. (A later day not over yet is read live, and rolled up when
+-- it ends.) A client whose row for p_day was cut in another zone (it has
+-- changed zone since) keeps that row unless p_recut (the backfill) asks to
+-- cut its day again in its zone of now.
+CREATE FUNCTION analytics_rollup_day(p_day date, p_zones text[], p_recut boolean DEFAULT false)
 RETURNS TABLE (rolled_zones text[], purged_zones text[], clients bigint, stale_days text)
 LANGUAGE plpgsql AS $$
 DECLARE
     zs text[];
     gone text[];
+    skip uuid[] := '{}';
+    v_lo timestamptz;
+    v_hi timestamptz;
     n bigint;
     stale text;
 BEGIN
@@ -258,27 +282,33 @@ BEGIN
         RETURN QUERY SELECT zs, gone, 0::int8, ''::text;
         RETURN;
     END IF;
+    SELECT min(analytics_day_start(z, p_day)), max(analytics_day_start(z, p_day + 1))
+      INTO v_lo, v_hi FROM unnest(zs) z;
+    IF NOT p_recut THEN
+        SELECT coalesce(array_agg(s.client_id), '{}') INTO skip
+          FROM widget_daily_stats s JOIN clients c ON c.id = s.client_id
+         WHERE s.day = p_day AND c.time_zone = ANY (zs) AND s.time_zone <> c.time_zone;
+    END IF;
     DELETE FROM widget_daily_stats s
      USING clients c
-     WHERE s.day = p_day AND c.id = s.client_id AND c.time_zone = ANY (zs);
-    INSERT INTO widget_daily_stats SELECT * FROM analytics_day_stats(p_day, zs, NULL);
+     WHERE s.day = p_day AND c.id = s.client_id AND c.time_zone = ANY (zs) AND NOT c.id = ANY (skip);
+    INSERT INTO widget_daily_stats SELECT * FROM analytics_day_stats(p_day, zs, NULL, skip);
     GET DIAGNOSTICS n = ROW_COUNT;
     -- The day's human visitors per client, once for both statements below.
     CREATE TEMP TABLE analytics_day_people ON COMMIT DROP AS
-    SELECT DISTINCT e.client_id, e.person_id
-      FROM session_events e
-      JOIN clients c ON c.id = e.client_id
-     WHERE c.time_zone = ANY (zs)
-       AND e.occurred_at >= (SELECT min(analytics_day_start(z, p_day)) FROM unnest(zs) z)
-       AND e.occurred_at < (SELECT max(analytics_day_start(z, p_day + 1)) FROM unnest(zs) z)
-       AND e.occurred_at >= analytics_day_start(c.time_zone, p_day)
-       AND e.occurred_at < analytics_day_start(c.time_zone, p_day + 1)
-       AND NOT e.is_bot;
+    SELECT DISTINCT e.client_id, e.person_id, b.time_zone
+      FROM (SELECT c.id, c.time_zone, analytics_day_start(c.time_zone, p_day) AS lo,
+                   analytics_day_start(c.time_zone, p_day + 1) AS hi
+              FROM clients c WHERE c.time_zone = ANY (zs) AND NOT c.id = ANY (skip)) b
+      JOIN session_events e ON e.client_id = b.id AND e.occurred_at >= b.lo AND e.occurred_at < b.hi
+     WHERE e.occurred_at >= v_lo AND e.occurred_at < v_hi AND NOT e.is_bot;
     ANALYZE analytics_day_people;
-    SELECT coalesce(string_agg(DISTINCT to_char(v.first_day, 'YYYY-MM-DD'), ','), '') INTO stale
+    SELECT coalesce(string_agg(DISTINCT to_char(v.first_day, 'YYYY-MM-DD') || ' ' || p.time_zone, ','), '')
+      INTO stale
       FROM analytics_visitors v
       JOIN analytics_day_people p ON p.client_id = v.client_id AND p.person_id = v.person_id
-     WHERE v.first_day > p_day;
+     WHERE v.first_day > p_day
+       AND analytics_day_start(p.time_zone, v.first_day + 1) <= now();
     INSERT INTO analytics_visitors AS v (client_id, person_id, first_day, last_day)
     SELECT p.client_id, p.person_id, p_day, p_day
       FROM analytics_day_people p
@@ -288,10 +318,10 @@ BEGIN
            last_day = greatest(v.last_day, excluded.last_day);
     DROP TABLE analytics_day_people;
     INSERT INTO analytics_rollup_days AS r (time_zone, day, rolled_up_at, clients)
-    SELECT z, p_day, clock_timestamp(),
-           (SELECT count(*) FROM widget_daily_stats s JOIN clients c ON c.id = s.client_id
-             WHERE s.day = p_day AND c.time_zone = z)
+    SELECT z, p_day, clock_timestamp(), coalesce(w.n, 0)
       FROM unnest(zs) z
+      LEFT JOIN (SELECT s.time_zone, count(*) AS n FROM widget_daily_stats s
+                  WHERE s.day = p_day AND s.time_zone = ANY (zs) GROUP BY s.time_zone) w ON w.time_zone = z
     ON CONFLICT (time_zone, day) DO UPDATE SET rolled_up_at = excluded.rolled_up_at, clients = excluded.clients;
     RETURN QUERY SELECT zs, gone, n, stale;
 END $$;
@@ -301,7 +331,11 @@ END $$;
 -- p_until) of events received in (p_since, p_until]: late events, and on the
 -- first run (p_since = -infinity) every day with events. Ascending.
 CREATE FUNCTION analytics_due_days(p_since timestamptz, p_until timestamptz)
-RETURNS TABLE (day date, zones text[]) LANGUAGE sql STABLE AS $$
+RETURNS TABLE (day date, zones text[]) LANGUAGE sql STABLE
+-- The planner's estimate over the whole event table sets off JIT, whose
+-- compilation (0.7 s at 50 M events) costs more than the query (0.1 s).
+SET jit = off
+AS $$
     WITH zones AS (SELECT DISTINCT time_zone FROM clients),
     ended AS (
         SELECT z.time_zone, d::date AS day
@@ -333,8 +367,12 @@ $$;
 -- The monthly partitions of session_events entirely before p_cutoff, and
 -- whether each may be dropped: only when every local day that overlaps it,
 -- in every zone in use, is settled or has no events of that zone's clients
--- in the partition. unrolled_days lists the others ("YYYY-MM-DD zone"): the
--- nightly job rolls them up, then asks again.
+-- that are not rolled up. A day is looked at whole, across partitions: once
+-- the partition goes, a day at its edge is purged and can no longer be
+-- rolled up, even with its events in the next month. "Not rolled up" is per
+-- client: a client that moved from another zone has its days there already.
+-- unrolled_days lists the days that hold the drop back ("YYYY-MM-DD zone"):
+-- the nightly job rolls them up, then asks again.
 CREATE FUNCTION analytics_expired_event_partitions(p_cutoff timestamptz)
 RETURNS TABLE (partition_name text, lower_bound timestamptz, upper_bound timestamptz,
                droppable boolean, unrolled_days text[])
@@ -343,7 +381,6 @@ DECLARE
     p record;
     u record;
     missing text[];
-    has_events boolean;
 BEGIN
     FOR p IN SELECT * FROM analytics_event_partitions()
     LOOP
@@ -356,18 +393,16 @@ BEGIN
                                    ((p.hi - interval '1 microsecond') AT TIME ZONE z.time_zone)::date,
                                    interval '1 day') d
              WHERE NOT analytics_day_settled(z.time_zone, d::date)
+               AND EXISTS (
+                   SELECT 1 FROM session_events e JOIN clients c ON c.id = e.client_id
+                    WHERE c.time_zone = z.time_zone
+                      AND e.occurred_at >= analytics_day_start(z.time_zone, d::date)
+                      AND e.occurred_at < analytics_day_start(z.time_zone, d::date + 1)
+                      AND NOT EXISTS (SELECT 1 FROM widget_daily_stats s
+                                       WHERE s.client_id = e.client_id AND s.day = d::date))
              ORDER BY 1, 2
         LOOP
-            EXECUTE format(
-                'SELECT EXISTS (SELECT 1 FROM %I e JOIN clients c ON c.id = e.client_id
-                                 WHERE c.time_zone = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3)',
-                p.name)
-               INTO has_events
-              USING u.time_zone, greatest(p.lo, analytics_day_start(u.time_zone, u.day)),
-                    least(p.hi, analytics_day_start(u.time_zone, u.day + 1));
-            IF has_events THEN
-                missing := missing || format('%s %s', u.day, u.time_zone);
-            END IF;
+            missing := missing || format('%s %s', u.day, u.time_zone);
         END LOOP;
         partition_name := p.name; lower_bound := p.lo; upper_bound := p.hi;
         droppable := cardinality(missing) = 0;
@@ -443,9 +478,11 @@ RETURNS bigint LANGUAGE sql AS $$
     SELECT count(*) FROM deleted
 $$;
 
--- The read API's live days: local today and yesterday of the client (in
+-- The read API's live days: the client's local days of the last week (in
 -- p_from..p_to) that have no rollup yet, computed from raw events with the
--- rollup's own SQL. Everything older is read from widget_daily_stats.
+-- rollup's own SQL: today, yesterday until the nightly job has rolled it up,
+-- and any day a failed night left behind. Everything else is read from
+-- widget_daily_stats.
 CREATE FUNCTION analytics_client_live_days(p_client uuid, p_from date, p_to date)
 RETURNS SETOF widget_daily_stats LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -453,8 +490,11 @@ DECLARE
     today date := (now() AT TIME ZONE zone)::date;
     d date;
 BEGIN
+    IF zone IS NULL OR p_to < today - 6 THEN
+        RETURN;
+    END IF;
     FOR d IN
-        SELECT g::date FROM generate_series(greatest(p_from, today - 1), least(p_to, today), interval '1 day') g
+        SELECT g::date FROM generate_series(greatest(p_from, today - 6), least(p_to, today), interval '1 day') g
          WHERE NOT EXISTS (SELECT 1 FROM analytics_rollup_days r WHERE r.time_zone = zone AND r.day = g::date)
            AND NOT EXISTS (SELECT 1 FROM widget_daily_stats s WHERE s.client_id = p_client AND s.day = g::date)
     LOOP

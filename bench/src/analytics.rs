@@ -433,10 +433,11 @@ async fn seed_retention_backlog(client: &Client, expired_millions: i64) -> Resul
         &format!("retention backlog: an expired partition with {expired_millions}M events"),
         &format!(
             "SELECT ensure_session_events_partitions({month}::date, 1);
-             INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at, device_type)
-             SELECT md5('bench-' || (1 + g % {CLIENTS}))::uuid, 'old', 'old', 'widget_impression',
-                    {month} + (g % (27 * 86400)) * interval '1 second', 'desktop'
-               FROM generate_series(1, {expired_millions} * {CHUNK}) g
+             INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at, received_at, device_type)
+             SELECT md5('bench-' || (1 + g % {CLIENTS}))::uuid, 'old', 'old', 'widget_impression', at,
+                    at + interval '2 seconds', 'desktop'
+               FROM (SELECT g, {month} + (g % (27 * 86400)) * interval '1 second' AS at
+                       FROM generate_series(1, {expired_millions} * {CHUNK}) g) x
               WHERE NOT EXISTS (SELECT 1 FROM session_events
                                  WHERE occurred_at >= {month} AND occurred_at < {month} + interval '1 month');
              INSERT INTO analytics_rollup_days (time_zone, day, rolled_up_at, clients)
@@ -545,6 +546,8 @@ pub async fn run(o: Options) -> Result<()> {
     let mut one_day = None;
     if !o.reads_only {
         seed_retention_backlog(&client, o.expired_millions).await?;
+        // The seeding wrote ~1 GB: flush it now rather than inside the job.
+        step(&client, "CHECKPOINT", "CHECKPOINT").await?;
         // As if the previous night's run had been 24 hours ago: this run
         // rolls up the local days that ended since, one per zone.
         client

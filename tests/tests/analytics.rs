@@ -43,12 +43,17 @@ async fn add_client_in(c: &tokio_postgres::Client, name: &str, zone: &str) -> Uu
     id
 }
 
-/// The first instant of local day `d` in `tz`.
+/// The first instant of local day `d` in `tz` (the earlier of a midnight
+/// that happens twice; when a DST change skips midnight, the first local
+/// time the day has).
 fn local_midnight(d: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
-        .earliest()
-        .unwrap()
-        .with_timezone(&Utc)
+    let mut local = d.and_hms_opt(0, 0, 0).unwrap();
+    loop {
+        if let Some(t) = tz.from_local_datetime(&local).earliest() {
+            return t.with_timezone(&Utc);
+        }
+        local += Duration::minutes(30);
+    }
 }
 
 /// Every (local day, zone) of `zones` that ended in (after, until].
@@ -334,10 +339,10 @@ async fn last_run(c: &tokio_postgres::Client) -> (String, Value) {
     (r.get(0), r.get(1))
 }
 
-/// The (day, zone) pairs a run reports in `rollup.days`.
-fn rolled_pairs(detail: &Value) -> BTreeSet<(String, String)> {
+/// The (day, zone) pairs of a list of `{day, time_zones}` a run reports.
+fn pairs(days: &Value) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
-    for d in detail["rollup"]["days"].as_array().unwrap() {
+    for d in days.as_array().unwrap() {
         for z in d["time_zones"].as_array().unwrap() {
             out.insert((
                 d["day"].as_str().unwrap().to_string(),
@@ -346,6 +351,11 @@ fn rolled_pairs(detail: &Value) -> BTreeSet<(String, String)> {
         }
     }
     out
+}
+
+/// The (day, zone) pairs a nightly run reports in `rollup.days`.
+fn rolled_pairs(detail: &Value) -> BTreeSet<(String, String)> {
+    pairs(&detail["rollup"]["days"])
 }
 
 /// Asserts `must ⊆ actual ⊆ must ∪ may`.
@@ -527,19 +537,7 @@ async fn the_rollup_cuts_days_in_each_clients_zone_equals_a_direct_computation_a
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["rollup"]["days"], 6, "{body}");
-    let backfilled: BTreeSet<(String, String)> = body["rollup"]["rolled"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|d| {
-            let day = d["day"].as_str().unwrap().to_string();
-            d["time_zones"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(move |z| (day.clone(), z.as_str().unwrap().to_string()))
-        })
-        .collect();
+    let backfilled = pairs(&body["rollup"]["rolled"]);
     for day in &days[..5] {
         for z in ["UTC", "Asia/Tokyo", "America/New_York"] {
             assert!(
@@ -582,18 +580,10 @@ async fn the_rollup_cuts_days_in_each_clients_zone_equals_a_direct_computation_a
     nightly(&app, Utc::now()).await;
     let (_, detail) = last_run(&c).await;
     let late = rolled_pairs(&detail);
-    // Day −3 (late events) and day −2 (its "new" visitor was not new), in
-    // the zones of the clients that had late events.
-    let must: BTreeSet<(String, String)> = [3, 2]
-        .iter()
-        .flat_map(|i| {
-            let day = (t - Duration::days(*i)).to_string();
-            [
-                (day.clone(), "Asia/Tokyo".to_string()),
-                (day, "UTC".to_string()),
-            ]
-        })
-        .collect();
+    // Day −3 in the zones of the clients with late events, and day −2 in
+    // Tokyo only: b's "shift" visitor was not new there after all.
+    let pair = |i: i64, z: &str| ((t - Duration::days(i)).to_string(), z.to_string());
+    let must = BTreeSet::from([pair(3, "Asia/Tokyo"), pair(3, "UTC"), pair(2, "Asia/Tokyo")]);
     let recent = ended_between(&zones, before - Duration::minutes(11), Utc::now());
     assert_between(&late, &must, &recent, "late events");
     let shift_day = (b, days[4].clone());
@@ -693,13 +683,75 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
         )
         .await;
     }
+    // A New York day that straddles m_unrolled and the cutoff month, with
+    // its only event in the cutoff month (kept): once m_unrolled goes, that
+    // day can no longer be rolled up, so it is rolled up first.
+    let ny = add_client_in(&c, "ny", "America/New_York").await;
+    let straddling = cut_month - Duration::days(1);
+    event(
+        &c,
+        ny,
+        "old-ny",
+        Some("sn"),
+        "widget_impression",
+        midnight(cut_month) + Duration::hours(2),
+        None,
+        "desktop",
+    )
+    .await;
+    // A client with an event on rolled_day, rolled up in UTC, that then
+    // moves to a zone no other client has: its day stays as it was cut.
+    let mv = add_client(&c, "mv").await;
     let rolled_day = m_rolled + Duration::days(1);
+    event(
+        &c,
+        mv,
+        "mv",
+        Some("sm"),
+        "widget_open",
+        midnight(rolled_day) + Duration::hours(12),
+        None,
+        "desktop",
+    )
+    .await;
     c.execute(
         "SELECT analytics_rollup_day($1, ARRAY['UTC'])",
         &[&rolled_day],
     )
     .await
     .unwrap();
+    c.execute(
+        "UPDATE clients SET time_zone = 'Asia/Kolkata' WHERE id = $1",
+        &[&mv],
+    )
+    .await
+    .unwrap();
+    let row_zone = |day: NaiveDate| {
+        let c = &c;
+        async move {
+            c.query_one(
+                "SELECT time_zone FROM widget_daily_stats WHERE client_id = $1 AND day = $2",
+                &[&mv, &day],
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+        }
+    };
+    // The nightly job's rollups leave its row alone; the backfill (recut)
+    // would cut the day again in Kolkata.
+    let written: i64 = c
+        .query_one(
+            "SELECT clients FROM analytics_rollup_day($1, ARRAY['Asia/Kolkata'])",
+            &[&rolled_day],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (written, row_zone(rolled_day).await),
+        (0, "UTC".to_string())
+    );
 
     // Two years back there is no monthly partition: imports land in the
     // default one. Its expired rows go once their local day is rolled up.
@@ -743,7 +795,14 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     let day_after = m_unrolled + Duration::days(1);
     assert_eq!(
         listing[&name(m_unrolled)],
-        (false, vec![format!("{day_after} UTC")])
+        (
+            false,
+            vec![
+                format!("{straddling} America/New_York"),
+                format!("{m_unrolled} Asia/Tokyo"),
+                format!("{day_after} UTC")
+            ]
+        )
     );
     assert!(
         listing.values().filter(|(ok, _)| *ok).count() >= 1,
@@ -798,23 +857,12 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     assert_eq!(outcome, "succeeded", "{detail}");
     let ret = &detail["retention"];
     // The days that held partitions back were rolled up first ...
-    let first: BTreeSet<(String, String)> = ret["rolled_up_first"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|d| {
-            let day = d["day"].as_str().unwrap().to_string();
-            d["time_zones"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(move |z| (day.clone(), z.as_str().unwrap().to_string()))
-        })
-        .collect();
+    let first = pairs(&ret["rolled_up_first"]);
     assert_eq!(
         first,
         BTreeSet::from([
             (m_unrolled.to_string(), "Asia/Tokyo".to_string()),
+            (straddling.to_string(), "America/New_York".to_string()),
             (day_after.to_string(), "UTC".to_string())
         ]),
         "{ret}"
@@ -843,14 +891,23 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
         assert_eq!(exists(&c, p).await, !past, "{p}: {ret}");
     }
     assert_eq!(ret["partitions_kept"], json!([]), "{ret}");
-    assert_eq!(ret["events_dropped"], 3, "{ret}");
+    assert_eq!(ret["events_dropped"], 4, "{ret}");
     let left: i64 = c
         .query_one("SELECT count(*) FROM session_events", &[])
         .await
         .unwrap()
         .get(0);
-    // Two imports of the default partition are still there (see below).
-    assert_eq!(left, if cutoff > cut_month { 3 } else { 2 });
+    // ny's event in the cutoff month and two default-partition imports stay.
+    assert_eq!(left, if cutoff > cut_month { 4 } else { 3 });
+    assert_eq!(
+        stats_of(ny, straddling).await,
+        Some((1, "America/New_York".to_string()))
+    );
+    assert_eq!(
+        row_zone(rolled_day).await,
+        "UTC",
+        "the moved client's day is not cut again"
+    );
     // The rolled-up days' stats stay, and a day whose events are (even
     // partly) gone is never recomputed: the Tokyo day that starts at 15:00
     // UTC the day before the cutoff month is purged, the UTC day is not.
@@ -921,6 +978,236 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     nightly(&app, Utc::now()).await;
     let (_, detail) = last_run(&c).await;
     assert_eq!(detail["retention"]["sessions_deleted"], 0);
+}
+
+/// (events, time_zone) of a client's row for `day`, if any.
+async fn day_row(
+    c: &tokio_postgres::Client,
+    client: Uuid,
+    day: NaiveDate,
+) -> Option<(i64, String)> {
+    c.query_opt(
+        "SELECT events, time_zone FROM widget_daily_stats WHERE client_id = $1 AND day = $2",
+        &[&client, &day],
+    )
+    .await
+    .unwrap()
+    .map(|row| (row.get(0), row.get(1)))
+}
+
+#[tokio::test]
+async fn a_client_that_changes_zone_keeps_its_days_until_a_backfill_cuts_them_again() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let app = app(&db, &[]).await;
+    let t = today();
+    let m = add_client(&c, "m").await;
+    let d2 = t - Duration::days(2);
+    for at in [
+        midnight(d2) + Duration::hours(12),
+        midnight(d2) + Duration::minutes(23 * 60 + 30),
+    ] {
+        event(
+            &c,
+            m,
+            "v",
+            Some("s"),
+            "widget_impression",
+            at,
+            None,
+            "desktop",
+        )
+        .await;
+    }
+    c.batch_execute("UPDATE session_events SET received_at = received_at - interval '1 hour'")
+        .await
+        .unwrap();
+    nightly(&app, Utc::now()).await;
+    assert_eq!(day_row(&c, m, d2).await, Some((2, "UTC".to_string())));
+
+    // Moved to Tokyo (UTC+9); a late event at 13:00 UTC on d2 is 22:00 on
+    // d2 in Tokyo, a day the client has a UTC row for: the nightly job
+    // leaves that row as it was cut (the late event waits for a backfill).
+    c.execute(
+        "UPDATE clients SET time_zone = 'Asia/Tokyo' WHERE id = $1",
+        &[&m],
+    )
+    .await
+    .unwrap();
+    event(
+        &c,
+        m,
+        "v",
+        Some("s"),
+        "widget_open",
+        midnight(d2) + Duration::hours(13),
+        None,
+        "desktop",
+    )
+    .await;
+    nightly(&app, Utc::now()).await;
+    let (outcome, detail) = last_run(&c).await;
+    assert_eq!(outcome, "succeeded", "{detail}");
+    assert!(
+        rolled_pairs(&detail).contains(&(d2.to_string(), "Asia/Tokyo".to_string())),
+        "{detail}"
+    );
+    assert_eq!(day_row(&c, m, d2).await, Some((2, "UTC".to_string())));
+
+    // The backfill cuts its days again in Tokyo: d2 = [d2−1 15:00, d2 15:00)
+    // UTC holds 12:00 and 13:00; d2+1 holds 23:30.
+    let res = http()
+        .post(format!("{}/admin/analytics/rollup", app.url))
+        .header("authorization", admin_bearer())
+        .json(&json!({ "from": (d2 - Duration::days(1)).to_string(), "to": (t - Duration::days(1)).to_string() }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        day_row(&c, m, d2).await,
+        Some((2, "Asia/Tokyo".to_string()))
+    );
+    assert_eq!(
+        day_row(&c, m, d2 + Duration::days(1)).await,
+        Some((1, "Asia/Tokyo".to_string()))
+    );
+}
+
+#[tokio::test]
+async fn a_late_event_recomputes_only_later_days_that_are_over_in_the_affected_zones() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let t = today();
+    let u = add_client(&c, "u").await;
+    let ny = add_client_in(&c, "ny", "America/New_York").await;
+    let rollup = |day: NaiveDate, zones: &'static [&'static str]| {
+        let c = &c;
+        async move {
+            let zones: Vec<&str> = zones.to_vec();
+            c.query_one(
+                "SELECT stale_days FROM analytics_rollup_day($1, $2)",
+                &[&day, &zones],
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+        }
+    };
+    // sv was first seen yesterday (UTC); a late event shows they came the
+    // day before: yesterday needs its rollup again, in UTC only.
+    let y = t - Duration::days(1);
+    event(
+        &c,
+        u,
+        "sv",
+        Some("s1"),
+        "widget_impression",
+        midnight(y) + Duration::hours(10),
+        None,
+        "desktop",
+    )
+    .await;
+    assert_eq!(rollup(y, &["UTC"]).await, "");
+    event(
+        &c,
+        u,
+        "sv",
+        Some("s0"),
+        "widget_impression",
+        midnight(y - Duration::days(1)) + Duration::hours(10),
+        None,
+        "desktop",
+    )
+    .await;
+    assert_eq!(
+        rollup(y - Duration::days(1), &["UTC", "America/New_York"]).await,
+        format!("{y} UTC")
+    );
+    // nv counts as new on New York's today (not over): nothing to redo now,
+    // today is read live and rolled up once it ends.
+    let ny_tz = Tz::America__New_York;
+    let ny_today = Utc::now().with_timezone(&ny_tz).date_naive();
+    c.execute(
+        "INSERT INTO analytics_visitors VALUES ($1, 'nv', $2, $2)",
+        &[&ny, &ny_today],
+    )
+    .await
+    .unwrap();
+    let ny_yesterday = ny_today - Duration::days(1);
+    event(
+        &c,
+        ny,
+        "nv",
+        Some("n1"),
+        "widget_open",
+        local_midnight(ny_yesterday, ny_tz) + Duration::hours(12),
+        None,
+        "desktop",
+    )
+    .await;
+    assert_eq!(rollup(ny_yesterday, &["America/New_York"]).await, "");
+}
+
+#[tokio::test]
+async fn a_day_starts_at_the_first_instant_of_its_date_even_when_midnight_repeats() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    // The day starts where chrono's earliest local midnight says, in zones
+    // that repeat midnight (Azores, Havana), skip it (Santiago) or neither.
+    for (zone, day) in [
+        ("Atlantic/Azores", "2025-10-26"),
+        ("Atlantic/Azores", "2025-10-27"),
+        ("America/Havana", "2025-11-02"),
+        ("America/Santiago", "2025-09-07"),
+        ("Europe/Paris", "2025-10-26"),
+        ("Asia/Kolkata", "2025-06-01"),
+    ] {
+        let d: NaiveDate = day.parse().unwrap();
+        let start: DateTime<Utc> = c
+            .query_one("SELECT analytics_day_start($1, $2)", &[&zone, &d])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            start,
+            local_midnight(d, zone.parse().unwrap()),
+            "{zone} {day}"
+        );
+    }
+    // In the Azores, 00:30 UTC on 2025-10-26 is 00:30 summer time: the 26th.
+    let az = add_client_in(&c, "az", "Atlantic/Azores").await;
+    for at in [
+        "2025-10-25T23:30:00Z",
+        "2025-10-26T00:30:00Z",
+        "2025-10-26T01:30:00Z",
+    ] {
+        let at: DateTime<Utc> = at.parse().unwrap();
+        event(
+            &c,
+            az,
+            "v",
+            Some("s"),
+            "widget_impression",
+            at,
+            None,
+            "desktop",
+        )
+        .await;
+    }
+    for day in ["2025-10-25", "2025-10-26"] {
+        c.execute(
+            "SELECT analytics_rollup_day($1, ARRAY['Atlantic/Azores'])",
+            &[&day.parse::<NaiveDate>().unwrap()],
+        )
+        .await
+        .unwrap();
+    }
+    let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+    assert_eq!(day_row(&c, az, d("2025-10-25")).await.map(|r| r.0), Some(1));
+    assert_eq!(day_row(&c, az, d("2025-10-26")).await.map(|r| r.0), Some(2));
+    let expected = direct(&raw_events(&c).await, |_, _, _| true);
+    assert_same(&stats(&c).await, &expected);
 }
 
 async fn session_ids(c: &tokio_postgres::Client) -> Vec<String> {
@@ -1075,6 +1362,22 @@ async fn read_endpoints_report_the_rollups_plus_today_and_paginate_sessions() {
         (rate - sum(from, t, "converted_sessions") as f64 / sessions).abs() < 1e-4,
         "{body}"
     );
+
+    // A day a failed night left without its rollup is read live.
+    let gap = t - Duration::days(3);
+    c.execute(
+        "DELETE FROM widget_daily_stats WHERE day = $1 AND client_id = $2",
+        &[&gap, &a],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "DELETE FROM analytics_rollup_days WHERE day = $1 AND time_zone = 'UTC'",
+        &[&gap],
+    )
+    .await
+    .unwrap();
+    assert!(day(gap)["sessions"].as_i64().unwrap() > 0);
 
     // trends: one entry per day, zeros before the data.
     let from = t - Duration::days(9);

@@ -70,6 +70,10 @@ fn one<T: Decode>(conn: &Connection, sql: &str, params: &[ParameterValue]) -> Re
     Ok(T::decode(v)?)
 }
 
+fn parse_day(s: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| format!("{s:?} is not a date"))
+}
+
 fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e4).round() / 10.0
 }
@@ -87,9 +91,25 @@ struct Rolled {
     stats_rows: i64,
 }
 
+/// Adds to `due` the days of `list`: "YYYY-MM-DD zone" items separated by
+/// commas, as the SQL functions report them (IANA names have neither).
+fn add_days(due: &mut DueDays, list: &str) -> Result<()> {
+    for item in list.split(',').filter(|i| !i.is_empty()) {
+        let (day, zone) = item
+            .split_once(' ')
+            .with_context(|| format!("{item:?} is not \"day zone\""))?;
+        due.entry(parse_day(day)?)
+            .or_default()
+            .insert(zone.to_string());
+    }
+    Ok(())
+}
+
 /// Rolls up each (date, zones) of `due` and the later days it makes stale,
-/// in ascending date order, one transaction per date.
-fn roll_up(conn: &Connection, due: DueDays) -> Result<Rolled> {
+/// in ascending date order, one transaction per date. `recut` (the backfill)
+/// also cuts again, in its zone of now, the day of a client whose row for it
+/// was cut in a zone it has left.
+fn roll_up(conn: &Connection, due: DueDays, recut: bool) -> Result<Rolled> {
     let mut out = Rolled::default();
     let mut queue = due;
     while let Some((day, zones)) = queue.pop_first() {
@@ -99,8 +119,12 @@ fn roll_up(conn: &Connection, due: DueDays) -> Result<Rolled> {
             .query(
                 "SELECT array_to_string(rolled_zones, ','), array_to_string(purged_zones, ','),
                         clients, stale_days
-                   FROM analytics_rollup_day($1::text::date, string_to_array($2, ','))",
-                &[text(day), text(zones.join(","))],
+                   FROM analytics_rollup_day($1::text::date, string_to_array($2, ','), $3)",
+                &[
+                    text(day),
+                    text(zones.join(",")),
+                    ParameterValue::Boolean(recut),
+                ],
             )
             .with_context(|| format!("rolling up {day} ({})", zones.join(", ")))?;
         let row = r
@@ -124,17 +148,9 @@ fn roll_up(conn: &Connection, due: DueDays) -> Result<Rolled> {
             "ms": ms(started),
         }));
         out.stats_rows += i64::decode(&row[2])?;
-        let stale = String::decode(&row[3])?;
-        for later in stale
-            .split(',')
-            .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-            .filter(|d| *d > day)
-        {
-            queue
-                .entry(later)
-                .or_default()
-                .extend(rolled.split(',').map(str::to_string));
-        }
+        // Later days only (the function returns no others), so the queue
+        // keeps moving forward.
+        add_days(&mut queue, &String::decode(&row[3])?)?;
     }
     Ok(out)
 }
@@ -174,7 +190,7 @@ pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result
     let mut due = DueDays::new();
     let mut too_old = Vec::new();
     for row in &rows.rows {
-        let day = NaiveDate::parse_from_str(&String::decode(&row[0])?, "%Y-%m-%d")?;
+        let day = parse_day(&String::decode(&row[0])?)?;
         let zones = String::decode(&row[1])?;
         if day < oldest {
             too_old.push(day.to_string());
@@ -185,7 +201,7 @@ pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result
             .extend(zones.split(',').map(str::to_string));
     }
     let finding_ms = ms(started);
-    let rolled = roll_up(conn, due)?;
+    let rolled = roll_up(conn, due, false)?;
     conn.execute(
         "UPDATE analytics_rollup_state SET received_until = $1::text::timestamptz",
         &[text(&cut)],
@@ -227,7 +243,7 @@ pub fn backfill(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Val
     let mut due = DueDays::new();
     let mut not_ended = Vec::new();
     for row in &rows.rows {
-        let day = NaiveDate::parse_from_str(&String::decode(&row[0])?, "%Y-%m-%d")?;
+        let day = parse_day(&String::decode(&row[0])?)?;
         let zone = String::decode(&row[1])?;
         if bool::decode(&row[2])? {
             due.entry(day).or_default().insert(zone);
@@ -235,7 +251,7 @@ pub fn backfill(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Val
             not_ended.push(format!("{day} {zone}"));
         }
     }
-    let rolled = roll_up(conn, due)?;
+    let rolled = roll_up(conn, due, true)?;
     vacuum_stats(conn)?;
     Ok(json!({
         "from": from.to_string(), "to": to.to_string(),
@@ -328,17 +344,12 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
     let partitions_started = Instant::now();
     let mut parts = expired_partitions(conn, &raw_cutoff_ts)?;
     let mut missing = DueDays::new();
-    for unrolled in parts.iter().flat_map(|(_, _, u)| u) {
-        if let Some((day, zone)) = unrolled.split_once(' ') {
-            missing
-                .entry(NaiveDate::parse_from_str(day, "%Y-%m-%d")?)
-                .or_default()
-                .insert(zone.to_string());
-        }
+    for (_, _, unrolled) in &parts {
+        add_days(&mut missing, &unrolled.join(","))?;
     }
     let mut rolled_first = Vec::new();
     if !missing.is_empty() {
-        rolled_first = roll_up(conn, missing)?.days;
+        rolled_first = roll_up(conn, missing, false)?.days;
         parts = expired_partitions(conn, &raw_cutoff_ts)?;
     }
     let mut dropped = Vec::new();

@@ -335,6 +335,25 @@ mod tests {
     }
 
     #[test]
+    fn a_day_starts_at_the_first_instant_of_its_date() {
+        // The Azores turn clocks back from 01:00 to 00:00: midnight twice.
+        let azores = Tz::Atlantic__Azores;
+        assert_eq!(
+            start_of_day(date("2025-10-26"), azores),
+            Utc.with_ymd_and_hms(2025, 10, 26, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            start_of_day(date("2025-10-27"), azores),
+            Utc.with_ymd_and_hms(2025, 10, 27, 1, 0, 0).unwrap()
+        );
+        // Santiago skips midnight (00:00 → 01:00): the day starts at 01:00.
+        assert_eq!(
+            start_of_day(date("2025-09-07"), Tz::America__Santiago),
+            Utc.with_ymd_and_hms(2025, 9, 7, 4, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
     fn today_is_the_date_in_the_time_zone() {
         // 03:30 UTC is still the 21st in New York: the 22nd is in the future there.
         let ny = Tz::America__New_York;
