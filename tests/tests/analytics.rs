@@ -1210,6 +1210,44 @@ async fn a_day_starts_at_the_first_instant_of_its_date_even_when_midnight_repeat
     assert_same(&stats(&c).await, &expected);
 }
 
+#[tokio::test]
+async fn postgres_down_answers_503_from_the_reads_and_the_backfill() {
+    let db = TestDb::new().await;
+    let app = app(
+        &db,
+        &[
+            (
+                "database_url",
+                "postgres://postgres@localhost:1/x?sslmode=disable",
+            ),
+            ("database_host", "localhost:1"),
+        ],
+    )
+    .await;
+    let (s, body) = get(
+        &app,
+        &format!("/admin/analytics/{}/summary", Uuid::new_v4()),
+        Some(&admin_bearer()),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (503, Some("database_unavailable")),
+        "{body}"
+    );
+    let y = (today() - Duration::days(1)).to_string();
+    let res = http()
+        .post(format!("{}/admin/analytics/rollup", app.url))
+        .header("authorization", admin_bearer())
+        .json(&json!({ "from": y, "to": y }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+}
+
 async fn session_ids(c: &tokio_postgres::Client) -> Vec<String> {
     c.query(
         "SELECT session_id FROM widget_sessions ORDER BY session_id",

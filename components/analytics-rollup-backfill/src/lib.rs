@@ -115,9 +115,7 @@ fn handle(req: Request) -> Response {
                 "the analytics rollup is running; try again when it has finished",
             ),
         },
-        Err(e) if e.contains("connection failed") => {
-            respond::error(503, "database_unavailable", &e)
-        }
-        Err(e) => respond::error(500, "rollup_failed", &e),
+        Err(e) if e.unavailable => respond::error(503, "database_unavailable", &e.message),
+        Err(e) => respond::error(500, "rollup_failed", &e.message),
     }
 }

@@ -20,7 +20,7 @@ impl spin_cron::Guest for Rollup {
             job::nightly(conn, as_of, &retention)
         })
         .map(|_| ())
-        .map_err(spin_cron::Error::Other)
+        .map_err(|e| spin_cron::Error::Other(e.to_string()))
     }
 }
 

@@ -15,7 +15,7 @@ impl spin_cron::Guest for CheckTrackingHealth {
             run_check(conn, &thresholds, &Webhook::from_variables())
         })
         .map(|_| ())
-        .map_err(spin_cron::Error::Other)
+        .map_err(|e| spin_cron::Error::Other(e.to_string()))
     }
 }
 

@@ -92,10 +92,7 @@ fn handle(req: Request) -> Response {
         )?)
     }) {
         Ok(rows) => rows,
-        Err(e) if e.is_unavailable() => {
-            return respond::error(503, "database_unavailable", &e.to_string())
-        }
-        Err(e) => return respond::error(500, "internal_error", &e.to_string()),
+        Err(e) => return respond::db_failure(&e, ""),
     };
     let s = |v: &DbValue| Option::<String>::decode(v).ok().flatten();
     let n = |v: &DbValue| Option::<i64>::decode(v).ok().flatten();

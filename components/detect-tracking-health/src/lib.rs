@@ -12,7 +12,7 @@ impl spin_cron::Guest for Detector {
             run_detection(conn, AsOf::Now, &Thresholds::from_variables()?)
         })
         .map(|_| ())
-        .map_err(spin_cron::Error::Other)
+        .map_err(|e| spin_cron::Error::Other(e.to_string()))
     }
 }
 

@@ -19,7 +19,7 @@ fn handle(req: Request) -> Response {
         if rows.rows.len() == 1 {
             Ok(())
         } else {
-            Err(db::DbError("SELECT 1 returned no row".into()))
+            Err(db::DbError::failed("SELECT 1 returned no row"))
         }
     });
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;

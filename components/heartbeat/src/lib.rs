@@ -18,7 +18,7 @@ impl spin_cron::Guest for Heartbeat {
     fn handle_cron_event(metadata: spin_cron::Metadata) -> Result<(), spin_cron::Error> {
         jobs::run(JOB_NAME, Trigger::Cron(metadata.timestamp), tidy_job_runs)
             .map(|_| ())
-            .map_err(spin_cron::Error::Other)
+            .map_err(|e| spin_cron::Error::Other(e.to_string()))
     }
 }
 

@@ -69,12 +69,10 @@ fn client_error(status: u16, code: &'static str, message: String, field: Option<
     })
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Response {
-    respond::error(
-        503,
-        "database_unavailable",
-        &format!("events were not stored: {e}"),
-    )
+/// 503 when Postgres could not be reached, 500 when a statement failed:
+/// either way nothing was written and the widget may resend.
+fn not_stored(e: db::DbError) -> Response {
+    respond::db_failure(&e, "events were not stored")
 }
 
 #[http_component]
@@ -110,7 +108,7 @@ fn load_client(
     let Some(row) = rows.rows.first() else {
         return Ok(None);
     };
-    let decode = |e: spin_sdk::pg4::Error| db::DbError(e.to_string());
+    let decode = |e: spin_sdk::pg4::Error| db::DbError::failed(e.to_string());
     let text = |i: usize| Option::<String>::decode(&row[i]).map_err(decode);
     let cached_device = match text(3)? {
         Some(device_type) => Some(Device {
@@ -152,7 +150,7 @@ fn preflight(req: &Request) -> Response {
     };
     let conn = match db::connect() {
         Ok(c) => c,
-        Err(e) => return unavailable(e),
+        Err(e) => return not_stored(e),
     };
     let client_id = req
         .query()
@@ -163,7 +161,7 @@ fn preflight(req: &Request) -> Response {
         Some(id) => match load_client(&conn, &id, "") {
             Ok(Some(c)) => c.enabled && c.site.allows_origin(&origin),
             Ok(None) => false,
-            Err(e) => return unavailable(e),
+            Err(e) => return not_stored(e),
         },
         None => {
             let roots: Vec<String> = site::candidate_roots(&host);
@@ -174,7 +172,7 @@ fn preflight(req: &Request) -> Response {
             .allows_host(&host);
             match conn.query(sql::ANY_CLIENT_FOR_ORIGIN, &[roots.into(), local.into()]) {
                 Ok(rows) => !rows.rows.is_empty(),
-                Err(e) => return unavailable(db::DbError::from(e)),
+                Err(e) => return not_stored(db::DbError::from(e)),
             }
         }
     };
@@ -208,7 +206,7 @@ fn ingest(req: &Request) -> Response {
     };
     let conn = match db::connect() {
         Ok(c) => c,
-        Err(e) => return unavailable(e),
+        Err(e) => return not_stored(e),
     };
     let user_agent: String = batch
         .user_agent
@@ -228,7 +226,7 @@ fn ingest(req: &Request) -> Response {
                 Some("client_id"),
             )
         }
-        Err(e) => return unavailable(e),
+        Err(e) => return not_stored(e),
     };
     if !client.enabled {
         return client_error(
@@ -301,7 +299,7 @@ fn ingest(req: &Request) -> Response {
     };
     let session_id = match written {
         Ok(id) => id,
-        Err(e) => return unavailable(e),
+        Err(e) => return not_stored(e),
     };
 
     let status = match (accepted.is_empty(), rejected.is_empty()) {
@@ -346,7 +344,7 @@ fn sessionize_and_write(
         )?;
         let last = match rows.rows.first() {
             Some(r) => {
-                let decode = |e: spin_sdk::pg4::Error| db::DbError(e.to_string());
+                let decode = |e: spin_sdk::pg4::Error| db::DbError::failed(e.to_string());
                 let micros = i64::decode(&r[1]).map_err(decode)?;
                 Some(LastSession {
                     id: String::decode(&r[0]).map_err(decode)?,

@@ -2,6 +2,7 @@
 //! within the run's time and event budget (crates/delivery/src/run.rs), and
 //! records the run in job_runs.
 
+use anyhow::Context;
 use platform::jobs::{self, Trigger};
 
 const JOB_NAME: &str = "retry-failed-events";
@@ -13,11 +14,11 @@ impl spin_cron::Guest for RetryFailedEvents {
         jobs::run(JOB_NAME, Trigger::Cron(metadata.timestamp), |conn| {
             let limits = delivery::run::Limits::from_variables().map_err(anyhow::Error::msg)?;
             let summary = delivery::run::run(conn, "cron", &delivery::run::Scope::Due, &limits)
-                .map_err(|e| anyhow::anyhow!("delivery run: {e}"))?;
+                .context("delivery run")?;
             Ok(summary.to_json())
         })
         .map(|_| ())
-        .map_err(spin_cron::Error::Other)
+        .map_err(|e| spin_cron::Error::Other(e.to_string()))
     }
 }
 

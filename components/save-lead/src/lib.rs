@@ -136,7 +136,7 @@ fn load_client(conn: &Connection, client_id: &str) -> Result<Option<Client>, db:
     let Some(row) = rows.rows.first() else {
         return Ok(None);
     };
-    let decode = |e: spin_sdk::pg4::Error| db::DbError(e.to_string());
+    let decode = |e: spin_sdk::pg4::Error| db::DbError::failed(e.to_string());
     let destinations = match Value::decode(&row[5]).map_err(decode)? {
         Value::Array(items) => items
             .into_iter()
@@ -384,8 +384,8 @@ fn save(req: &Request) -> Response {
         let r = rows
             .rows
             .first()
-            .ok_or_else(|| db::DbError("save_lead returned no row".into()))?;
-        let decode = |e: spin_sdk::pg4::Error| db::DbError(e.to_string());
+            .ok_or_else(|| db::DbError::failed("save_lead returned no row"))?;
+        let decode = |e: spin_sdk::pg4::Error| db::DbError::failed(e.to_string());
         Ok((
             String::decode(&r[0]).map_err(decode)?,
             bool::decode(&r[1]).map_err(decode)?,

@@ -88,9 +88,7 @@ fn handle(req: Request) -> Response {
                 "another tracking-health detection is running; try again when it has finished",
             ),
         },
-        Err(e) if e.contains("connection failed") => {
-            respond::error(503, "database_unavailable", &e)
-        }
-        Err(e) => respond::error(500, "detection_failed", &e),
+        Err(e) if e.unavailable => respond::error(503, "database_unavailable", &e.message),
+        Err(e) => respond::error(500, "detection_failed", &e.message),
     }
 }

@@ -161,6 +161,6 @@ fn handle(req: Request) -> Response {
     };
     match summary(&conn, &thresholds) {
         Ok(body) => respond::json(200, &body),
-        Err(e) => respond::error(500, "database_error", &e.0),
+        Err(e) => respond::db_failure(&e, ""),
     }
 }

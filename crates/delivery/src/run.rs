@@ -107,7 +107,7 @@ fn claim(
             ParameterValue::Floating64(started_epoch),
         ],
     )?;
-    let decode = |e: spin_sdk::pg4::Error| DbError(e.to_string());
+    let decode = |e: spin_sdk::pg4::Error| DbError::failed(e.to_string());
     rows.rows
         .iter()
         .map(|r| {

@@ -5,30 +5,68 @@
 
 use spin_sdk::pg4::{Connection, PgError, QueryError};
 
-/// Why the database could not be used, in words fit for a JSON error or a job run.
+/// Why the database could not be used, in words fit for a JSON error or a
+/// job run, and whether it could not be reached at all (a 503 the caller may
+/// retry) or a statement failed (a 500).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbError(pub String);
+pub struct DbError {
+    message: String,
+    unavailable: bool,
+}
 
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for DbError {}
 
 impl DbError {
+    /// A statement failed or answered something unexpected.
+    pub fn failed(message: impl Into<String>) -> DbError {
+        DbError {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+
+    /// The database could not be reached (or its address is not configured).
+    pub fn unavailable(message: impl Into<String>) -> DbError {
+        DbError {
+            message: message.into(),
+            unavailable: true,
+        }
+    }
+
     /// Whether the database could not be reached (as opposed to a statement
     /// that failed): the first is a 503, the second a 500.
     pub fn is_unavailable(&self) -> bool {
-        self.0.starts_with("connection failed") || self.0.starts_with("variable database_url")
+        self.unavailable
     }
 }
 
 impl From<PgError> for DbError {
     fn from(e: PgError) -> Self {
-        DbError(describe(&e))
+        let message = describe(&e);
+        match e {
+            PgError::ConnectionFailed(_) => DbError::unavailable(message),
+            _ => DbError::failed(message),
+        }
     }
+}
+
+/// Whether `e` (or an error it wraps) says the database could not be reached.
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<DbError>()
+            .is_some_and(DbError::is_unavailable)
+            || matches!(
+                cause.downcast_ref::<PgError>(),
+                Some(PgError::ConnectionFailed(_))
+            )
+    })
 }
 
 /// A one-line description of a Postgres error.
@@ -48,6 +86,35 @@ pub fn describe(e: &PgError) -> String {
 /// Opens a connection to the application database.
 pub fn connect() -> Result<Connection, DbError> {
     let url = spin_sdk::variables::get("database_url")
-        .map_err(|e| DbError(format!("variable database_url: {e}")))?;
+        .map_err(|e| DbError::unavailable(format!("variable database_url: {e}")))?;
     Ok(Connection::open(&url)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn unreachable_is_told_apart_from_a_failed_statement() {
+        let down = DbError::from(PgError::ConnectionFailed("refused".into()));
+        assert!(down.is_unavailable());
+        assert_eq!(down.to_string(), "connection failed: refused");
+        let failed = DbError::from(PgError::QueryFailed(QueryError::Text("syntax".into())));
+        assert!(!failed.is_unavailable());
+        assert!(!DbError::failed("no row").is_unavailable());
+    }
+
+    #[test]
+    fn unavailability_is_found_through_context() {
+        let e = anyhow::Error::from(PgError::ConnectionFailed("refused".into()));
+        assert!(is_unavailable(&e.context("rolling up 2026-11-30")));
+        let e: anyhow::Result<()> = Err(DbError::unavailable("no address")).context("a job");
+        assert!(is_unavailable(&e.unwrap_err()));
+        let e: anyhow::Result<()> = Err(DbError::failed("bad")).context("a job");
+        assert!(!is_unavailable(&e.unwrap_err()));
+        assert!(!is_unavailable(&anyhow::anyhow!(
+            "connection failed: in words only"
+        )));
+    }
 }

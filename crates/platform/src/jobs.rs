@@ -34,6 +34,30 @@ pub enum Outcome {
     Skipped,
 }
 
+/// Why a run did not succeed (it is recorded as `failed` when it could be),
+/// and whether that was because the database could not be reached: an HTTP
+/// trigger answers 503 then, 500 otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError {
+    pub message: String,
+    pub unavailable: bool,
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl JobError {
+    fn db(name: &str, e: DbError) -> JobError {
+        JobError {
+            message: format!("job {name}: {e}"),
+            unavailable: e.is_unavailable(),
+        }
+    }
+}
+
 /// The result of [`run`]: the `job_runs` id and the outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -46,16 +70,25 @@ pub struct Report {
 /// `work` gets its own connection; the advisory lock is held on another.
 /// Returns `Err` with the reason when the run failed (and was recorded as such),
 /// or when the database could not be reached at all (nothing can be recorded then).
-pub fn run<F>(name: &str, trigger: Trigger, work: F) -> Result<Report, String>
+pub fn run<F>(name: &str, trigger: Trigger, work: F) -> Result<Report, JobError>
 where
     F: FnOnce(&Connection) -> anyhow::Result<Value>,
 {
-    let conn = db::connect().map_err(|e| format!("job {name}: {e}"))?;
-    let run_id = start(&conn, name, trigger).map_err(|e| format!("job {name}: {e}"))?;
+    let conn = db::connect().map_err(|e| JobError::db(name, e))?;
+    let run_id = start(&conn, name, trigger).map_err(|e| JobError::db(name, e))?;
 
     let lock_conn = match db::connect() {
         Ok(c) => c,
-        Err(e) => return fail(&conn, run_id, name, format!("lock connection: {e}")),
+        Err(e) => {
+            let unavailable = e.is_unavailable();
+            return fail(
+                &conn,
+                run_id,
+                name,
+                format!("lock connection: {e}"),
+                unavailable,
+            );
+        }
     };
     match try_lock(&lock_conn, name) {
         Ok(true) => {}
@@ -66,13 +99,22 @@ where
                 "skipped",
                 &json!({ "reason": "another run of this job holds the lock" }),
             )
-            .map_err(|e| format!("job {name}: {e}"))?;
+            .map_err(|e| JobError::db(name, e))?;
             return Ok(Report {
                 run_id,
                 outcome: Outcome::Skipped,
             });
         }
-        Err(e) => return fail(&conn, run_id, name, format!("advisory lock: {e}")),
+        Err(e) => {
+            let unavailable = e.is_unavailable();
+            return fail(
+                &conn,
+                run_id,
+                name,
+                format!("advisory lock: {e}"),
+                unavailable,
+            );
+        }
     }
 
     let result = work(&conn);
@@ -80,13 +122,19 @@ where
     let _ = lock_conn.execute("COMMIT", &[]);
     match result {
         Ok(detail) => {
-            finish(&conn, run_id, "succeeded", &detail).map_err(|e| format!("job {name}: {e}"))?;
+            finish(&conn, run_id, "succeeded", &detail).map_err(|e| JobError::db(name, e))?;
             Ok(Report {
                 run_id,
                 outcome: Outcome::Succeeded(detail),
             })
         }
-        Err(e) => fail(&conn, run_id, name, format!("{e:#}")),
+        Err(e) => fail(
+            &conn,
+            run_id,
+            name,
+            format!("{e:#}"),
+            db::is_unavailable(&e),
+        ),
     }
 }
 
@@ -111,8 +159,8 @@ fn start(conn: &Connection, name: &str, trigger: Trigger) -> Result<i64, DbError
         .and_then(|r| r.first())
         .map(i64::decode)
         .transpose()
-        .map_err(|e| DbError(e.to_string()))?;
-    id.ok_or_else(|| DbError("INSERT INTO job_runs returned no id".into()))
+        .map_err(|e| DbError::failed(e.to_string()))?;
+    id.ok_or_else(|| DbError::failed("INSERT INTO job_runs returned no id"))
 }
 
 fn try_lock(lock_conn: &Connection, name: &str) -> Result<bool, DbError> {
@@ -124,14 +172,14 @@ fn try_lock(lock_conn: &Connection, name: &str) -> Result<bool, DbError> {
     let got = rows.rows.first().and_then(|r| r.first()).map(bool::decode);
     match got {
         Some(Ok(b)) => Ok(b),
-        _ => Err(DbError(
-            "pg_try_advisory_xact_lock returned no boolean".into(),
+        _ => Err(DbError::failed(
+            "pg_try_advisory_xact_lock returned no boolean",
         )),
     }
 }
 
 fn finish(conn: &Connection, run_id: i64, outcome: &str, detail: &Value) -> Result<(), DbError> {
-    let detail = serde_json::to_vec(detail).map_err(|e| DbError(e.to_string()))?;
+    let detail = serde_json::to_vec(detail).map_err(|e| DbError::failed(e.to_string()))?;
     conn.execute(
         "UPDATE job_runs SET outcome = $2, detail = $3, finished_at = clock_timestamp() WHERE id = $1",
         &[run_id.into(), outcome.to_string().into(), ParameterValue::Jsonb(detail)],
@@ -139,12 +187,20 @@ fn finish(conn: &Connection, run_id: i64, outcome: &str, detail: &Value) -> Resu
     Ok(())
 }
 
-fn fail(conn: &Connection, run_id: i64, name: &str, error: String) -> Result<Report, String> {
+fn fail(
+    conn: &Connection,
+    run_id: i64,
+    name: &str,
+    error: String,
+    unavailable: bool,
+) -> Result<Report, JobError> {
     let recorded = finish(conn, run_id, "failed", &json!({ "error": error }));
-    match recorded {
-        Ok(()) => Err(format!("job {name} failed: {error}")),
-        Err(e) => Err(format!(
-            "job {name} failed: {error} (and recording it failed: {e})"
-        )),
-    }
+    let message = match recorded {
+        Ok(()) => format!("job {name} failed: {error}"),
+        Err(e) => format!("job {name} failed: {error} (and recording it failed: {e})"),
+    };
+    Err(JobError {
+        message,
+        unavailable,
+    })
 }
