@@ -1497,36 +1497,33 @@ async fn read_endpoints_report_the_rollups_plus_today_and_paginate_sessions() {
         assert_eq!(n, total, "{list}: {body}");
     }
     assert_eq!(body["sessions"], total);
-    let google = body["referrers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["key"] == "google.com")
-        .unwrap()["count"]
-        .as_i64()
-        .unwrap();
-    let expected_google: i64 = from
-        .iter_days()
-        .take_while(|d| *d <= t)
-        .map(|d| day(d)["referrers"]["google.com"].as_i64().unwrap_or(0))
-        .sum();
-    assert_eq!(google, expected_google);
+    // A key's count in one of the answer's lists, and its sum over the days.
+    let listed = |body: &Value, list: &str, key: &str| -> i64 {
+        body[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["key"] == key)
+            .unwrap()["count"]
+            .as_i64()
+            .unwrap()
+    };
+    let summed = |column: &str, key: &str| -> i64 {
+        from.iter_days()
+            .take_while(|d| *d <= t)
+            .map(|d| day(d)[column][key].as_i64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(
+        listed(&body, "referrers", "google.com"),
+        summed("referrers", "google.com")
+    );
     let (s, body) = get(&app, &format!("{base}/devices?from={from}"), Some(&admin)).await;
     assert_eq!(s, 200, "{body}");
-    let mobile = body["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["key"] == "mobile")
-        .unwrap()["count"]
-        .as_i64()
-        .unwrap();
-    let expected_mobile: i64 = from
-        .iter_days()
-        .take_while(|d| *d <= t)
-        .map(|d| day(d)["devices"]["mobile"].as_i64().unwrap_or(0))
-        .sum();
-    assert_eq!(mobile, expected_mobile);
+    assert_eq!(
+        listed(&body, "devices", "mobile"),
+        summed("devices", "mobile")
+    );
     assert!(body["browsers"].as_array().unwrap().len() <= 20);
 
     // A client in New York: its days are cut at New York's midnight, the
