@@ -255,7 +255,7 @@ END $fn$;
 -- "new" means not seen on an earlier day, so a rerun gives the same figures)
 -- and marks (zone, day) rolled up. A zone where the day overlaps a dropped
 -- partition is left alone (purged_zones): some of its raw events are gone.
--- stale_days ("YYYY-MM-DD zone", comma-separated): later local days, already
+-- stale_days ("YYYY-MM-DD zone" each): later local days, already
 -- over, that counted one of this day's visitors as new in that client's
 -- zone; a late event showed they came earlier, so those days need their
 -- rollup again. (A later day not over yet is read live, and rolled up when
@@ -263,7 +263,7 @@ END $fn$;
 -- changed zone since) keeps that row unless p_recut (the backfill) asks to
 -- cut its day again in its zone of now.
 CREATE FUNCTION analytics_rollup_day(p_day date, p_zones text[], p_recut boolean DEFAULT false)
-RETURNS TABLE (rolled_zones text[], purged_zones text[], clients bigint, stale_days text)
+RETURNS TABLE (rolled_zones text[], purged_zones text[], clients bigint, stale_days text[])
 LANGUAGE plpgsql AS $$
 DECLARE
     zs text[];
@@ -272,14 +272,14 @@ DECLARE
     v_lo timestamptz;
     v_hi timestamptz;
     n bigint;
-    stale text;
+    stale text[];
 BEGIN
     SELECT coalesce(array_agg(z ORDER BY z) FILTER (WHERE NOT analytics_day_purged(z, p_day)), '{}'),
            coalesce(array_agg(z ORDER BY z) FILTER (WHERE analytics_day_purged(z, p_day)), '{}')
       INTO zs, gone
       FROM (SELECT DISTINCT unnest(p_zones) AS z) x;
     IF cardinality(zs) = 0 THEN
-        RETURN QUERY SELECT zs, gone, 0::int8, ''::text;
+        RETURN QUERY SELECT zs, gone, 0::int8, '{}'::text[];
         RETURN;
     END IF;
     SELECT min(analytics_day_start(z, p_day)), max(analytics_day_start(z, p_day + 1))
@@ -303,7 +303,7 @@ BEGIN
       JOIN session_events e ON e.client_id = b.id AND e.occurred_at >= b.lo AND e.occurred_at < b.hi
      WHERE e.occurred_at >= v_lo AND e.occurred_at < v_hi AND NOT e.is_bot;
     ANALYZE analytics_day_people;
-    SELECT coalesce(string_agg(DISTINCT to_char(v.first_day, 'YYYY-MM-DD') || ' ' || p.time_zone, ','), '')
+    SELECT coalesce(array_agg(DISTINCT to_char(v.first_day, 'YYYY-MM-DD') || ' ' || p.time_zone), '{}')
       INTO stale
       FROM analytics_visitors v
       JOIN analytics_day_people p ON p.client_id = v.client_id AND p.person_id = v.person_id
@@ -379,34 +379,26 @@ RETURNS TABLE (partition_name text, lower_bound timestamptz, upper_bound timesta
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     p record;
-    u record;
-    missing text[];
 BEGIN
     FOR p IN SELECT * FROM analytics_event_partitions()
     LOOP
         CONTINUE WHEN p.hi > p_cutoff;
-        missing := '{}';
-        FOR u IN
-            SELECT z.time_zone, d::date AS day
-              FROM (SELECT DISTINCT time_zone FROM clients) z,
-                   generate_series((p.lo AT TIME ZONE z.time_zone)::date,
-                                   ((p.hi - interval '1 microsecond') AT TIME ZONE z.time_zone)::date,
-                                   interval '1 day') d
-             WHERE NOT analytics_day_settled(z.time_zone, d::date)
-               AND EXISTS (
-                   SELECT 1 FROM session_events e JOIN clients c ON c.id = e.client_id
-                    WHERE c.time_zone = z.time_zone
-                      AND e.occurred_at >= analytics_day_start(z.time_zone, d::date)
-                      AND e.occurred_at < analytics_day_start(z.time_zone, d::date + 1)
-                      AND NOT EXISTS (SELECT 1 FROM widget_daily_stats s
-                                       WHERE s.client_id = e.client_id AND s.day = d::date))
-             ORDER BY 1, 2
-        LOOP
-            missing := missing || format('%s %s', u.day, u.time_zone);
-        END LOOP;
+        SELECT coalesce(array_agg(format('%s %s', d::date, z.time_zone) ORDER BY z.time_zone, d), '{}')
+          INTO unrolled_days
+          FROM (SELECT DISTINCT time_zone FROM clients) z,
+               generate_series((p.lo AT TIME ZONE z.time_zone)::date,
+                               ((p.hi - interval '1 microsecond') AT TIME ZONE z.time_zone)::date,
+                               interval '1 day') d
+         WHERE NOT analytics_day_settled(z.time_zone, d::date)
+           AND EXISTS (
+               SELECT 1 FROM session_events e JOIN clients c ON c.id = e.client_id
+                WHERE c.time_zone = z.time_zone
+                  AND e.occurred_at >= analytics_day_start(z.time_zone, d::date)
+                  AND e.occurred_at < analytics_day_start(z.time_zone, d::date + 1)
+                  AND NOT EXISTS (SELECT 1 FROM widget_daily_stats s
+                                   WHERE s.client_id = e.client_id AND s.day = d::date));
         partition_name := p.name; lower_bound := p.lo; upper_bound := p.hi;
-        droppable := cardinality(missing) = 0;
-        unrolled_days := missing;
+        droppable := cardinality(unrolled_days) = 0;
         RETURN NEXT;
     END LOOP;
 END $$;
@@ -429,7 +421,7 @@ BEGIN
     SET LOCAL lock_timeout = '5s';
     EXECUTE format('SELECT count(*) FROM %I', p_name) INTO n;
     EXECUTE format('DROP TABLE %I', p_name);
-    INSERT INTO analytics_dropped_ranges AS d (lo, hi, partition_name, events)
+    INSERT INTO analytics_dropped_ranges (lo, hi, partition_name, events)
     VALUES (v_lo, v_hi, p_name, n)
     ON CONFLICT (lo, hi) DO UPDATE SET events = excluded.events, dropped_at = now();
     RETURN n;

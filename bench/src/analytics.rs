@@ -59,12 +59,27 @@ const ZONES: &[&str] = &[
     "Australia/Sydney",
 ];
 
+#[derive(clap::Args)]
 pub struct Options {
+    #[arg(
+        long,
+        default_value = "postgres://postgres@localhost:5432/tracking_analytics_bench?sslmode=disable"
+    )]
     pub database_url: String,
+    /// Raw events, in millions.
+    #[arg(long, default_value_t = 50)]
     pub millions: i64,
+    /// Events (millions) in the expired partition retention drops each run.
+    #[arg(long, default_value_t = 1)]
     pub expired_millions: i64,
+    /// Measured requests per endpoint (after 20 of warm-up).
+    #[arg(long, default_value_t = 500)]
     pub requests: usize,
+    /// Make (or complete) the data set, then stop.
+    #[arg(long)]
     pub generate_only: bool,
+    /// Only the read endpoints, on the data set as it is.
+    #[arg(long)]
     pub reads_only: bool,
 }
 
@@ -374,12 +389,15 @@ async fn roll_up_raw_window(
 ) -> Result<()> {
     let days: Vec<String> = client
         .query(
-            "SELECT to_char(d, 'YYYY-MM-DD')
-               FROM generate_series(
-                      greatest((SELECT value::timestamptz FROM bench_meta WHERE key = 'anchor') - interval '88 days',
-                               current_date - 89,
-                               coalesce((SELECT value::date + 1 FROM bench_meta WHERE key = 'rolled_through'), '-infinity')),
-                      current_date - 2, interval '1 day') d",
+            &format!(
+                // The backfill takes days within the 90-day raw retention.
+                "SELECT to_char(d, 'YYYY-MM-DD')
+                   FROM generate_series(
+                          greatest((SELECT value::timestamptz FROM bench_meta WHERE key = 'anchor') - interval '{RAW_DAYS} days',
+                                   current_date - 89,
+                                   coalesce((SELECT value::date + 1 FROM bench_meta WHERE key = 'rolled_through'), '-infinity')),
+                          current_date - 2, interval '1 day') d"
+            ),
             &[],
         )
         .await?

@@ -79,27 +79,7 @@ enum Command {
     /// window (made once, resumable); then the nightly rollup + retention
     /// (the real cron component), one day's rollup, and p50/p99 of each read
     /// endpoint.
-    Analytics {
-        #[arg(
-            long,
-            default_value = "postgres://postgres@localhost:5432/tracking_analytics_bench?sslmode=disable"
-        )]
-        database_url: String,
-        #[arg(long, default_value_t = 50)]
-        millions: i64,
-        /// Events (millions) in the expired partition retention drops each run.
-        #[arg(long, default_value_t = 1)]
-        expired_millions: i64,
-        /// Measured requests per endpoint (after 20 of warm-up).
-        #[arg(long, default_value_t = 500)]
-        requests: usize,
-        /// Make (or complete) the data set, then stop.
-        #[arg(long)]
-        generate_only: bool,
-        /// Only the read endpoints, on the data set as it is.
-        #[arg(long)]
-        reads_only: bool,
-    },
+    Analytics(analytics::Options),
     /// POST /v1/leads with the embedded geo provider (the full DB-IP data:
     /// import it first with scripts/import-geoip) and with the remote
     /// provider behind a local fake answering in 100 ms; and the embedded
@@ -400,24 +380,7 @@ async fn main() -> Result<()> {
             database_url,
             millions,
         } => detector::run(database_url, millions).await,
-        Command::Analytics {
-            database_url,
-            millions,
-            expired_millions,
-            requests,
-            generate_only,
-            reads_only,
-        } => {
-            analytics::run(analytics::Options {
-                database_url,
-                millions,
-                expired_millions,
-                requests,
-                generate_only,
-                reads_only,
-            })
-            .await
-        }
+        Command::Analytics(options) => analytics::run(options).await,
         Command::Leads {
             seconds,
             database_url,

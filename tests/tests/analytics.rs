@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use analytics::params::start_of_day;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use integration_tests::*;
 use serde_json::{json, Value};
@@ -43,19 +44,6 @@ async fn add_client_in(c: &tokio_postgres::Client, name: &str, zone: &str) -> Uu
     id
 }
 
-/// The first instant of local day `d` in `tz` (the earlier of a midnight
-/// that happens twice; when a DST change skips midnight, the first local
-/// time the day has).
-fn local_midnight(d: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let mut local = d.and_hms_opt(0, 0, 0).unwrap();
-    loop {
-        if let Some(t) = tz.from_local_datetime(&local).earliest() {
-            return t.with_timezone(&Utc);
-        }
-        local += Duration::minutes(30);
-    }
-}
-
 /// Every (local day, zone) of `zones` that ended in (after, until].
 fn ended_between(
     zones: &[Tz],
@@ -65,8 +53,8 @@ fn ended_between(
     let mut out = BTreeSet::new();
     for tz in zones {
         let mut d = after.with_timezone(tz).date_naive() - Duration::days(1);
-        while local_midnight(d + Duration::days(1), *tz) <= until {
-            if local_midnight(d + Duration::days(1), *tz) > after {
+        while start_of_day(d + Duration::days(1), *tz) <= until {
+            if start_of_day(d + Duration::days(1), *tz) > after {
                 out.insert((d.to_string(), tz.name().to_string()));
             }
             d += Duration::days(1);
@@ -113,6 +101,18 @@ async fn generate(c: &tokio_postgres::Client, client: Uuid, n: i32, end: NaiveDa
     )
     .await
     .unwrap();
+}
+
+/// One desktop event without a referrer.
+async fn plain_event(
+    c: &tokio_postgres::Client,
+    client: Uuid,
+    person: &str,
+    session: Option<&str>,
+    name: &str,
+    at: DateTime<Utc>,
+) {
+    event(c, client, person, session, name, at, None, "desktop").await;
 }
 
 /// One event with every column the rollup reads.
@@ -397,7 +397,7 @@ async fn the_rollup_cuts_days_in_each_clients_zone_equals_a_direct_computation_a
         (a, utc, t - Duration::days(1)),
         (n, ny, t - Duration::days(3)),
     ] {
-        let m = local_midnight(day, tz);
+        let m = start_of_day(day, tz);
         event(
             &c,
             client,
@@ -409,41 +409,35 @@ async fn the_rollup_cuts_days_in_each_clients_zone_equals_a_direct_computation_a
             "mobile",
         )
         .await;
-        event(
+        plain_event(
             &c,
             client,
             "pm",
             Some("sm"),
             "chat_started",
             m + Duration::minutes(15),
-            None,
-            "desktop",
         )
         .await;
     }
     // A visitor first seen two days ago, who will turn out (late event) to
     // have come three days ago: their "new" moves a day earlier.
-    event(
+    plain_event(
         &c,
         b,
         "shift",
         Some("sh"),
         "widget_impression",
         midnight(t - Duration::days(2)) + Duration::hours(10),
-        None,
-        "desktop",
     )
     .await;
     // Today's events are not rolled up.
-    event(
+    plain_event(
         &c,
         a,
         "pt",
         Some("st"),
         "widget_open",
         midnight(t) + Duration::seconds(1),
-        None,
-        "desktop",
     )
     .await;
 
@@ -470,7 +464,7 @@ async fn the_rollup_cuts_days_in_each_clients_zone_equals_a_direct_computation_a
             .iter()
             .filter(|(d, z)| {
                 let tz: Tz = z.parse().unwrap();
-                local_midnight(d.parse::<NaiveDate>().unwrap() + Duration::days(1), tz) <= until
+                start_of_day(d.parse::<NaiveDate>().unwrap() + Duration::days(1), tz) <= until
             })
             .cloned()
             .collect()
@@ -644,42 +638,36 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     let m_rolled = month(m_unrolled - Duration::days(1));
     let name = |m: NaiveDate| format!("session_events_{}", m.format("%Y_%m"));
     for (m, hours) in [(m_rolled, 30), (m_unrolled, 30)] {
-        event(
+        plain_event(
             &c,
             r,
             "old",
             Some("so"),
             "widget_impression",
             midnight(m) + Duration::hours(hours),
-            None,
-            "desktop",
         )
         .await;
     }
     // An hour before the end of m_rolled in UTC is already the next day in
     // Tokyo: the Tokyo client's local day m_unrolled overlaps m_rolled.
-    event(
+    plain_event(
         &c,
         k,
         "old-k",
         Some("sk"),
         "widget_impression",
         midnight(m_unrolled) - Duration::hours(1),
-        None,
-        "desktop",
     )
     .await;
     // Before the cutoff but in the cutoff's month: kept with its partition.
     if cutoff > cut_month {
-        event(
+        plain_event(
             &c,
             r,
             "old",
             Some("so2"),
             "widget_impression",
             midnight(cut_month) + Duration::hours(1),
-            None,
-            "desktop",
         )
         .await;
     }
@@ -688,30 +676,26 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     // day can no longer be rolled up, so it is rolled up first.
     let ny = add_client_in(&c, "ny", "America/New_York").await;
     let straddling = cut_month - Duration::days(1);
-    event(
+    plain_event(
         &c,
         ny,
         "old-ny",
         Some("sn"),
         "widget_impression",
         midnight(cut_month) + Duration::hours(2),
-        None,
-        "desktop",
     )
     .await;
     // A client with an event on rolled_day, rolled up in UTC, that then
     // moves to a zone no other client has: its day stays as it was cut.
     let mv = add_client(&c, "mv").await;
     let rolled_day = m_rolled + Duration::days(1);
-    event(
+    plain_event(
         &c,
         mv,
         "mv",
         Some("sm"),
         "widget_open",
         midnight(rolled_day) + Duration::hours(12),
-        None,
-        "desktop",
     )
     .await;
     c.execute(
@@ -726,18 +710,6 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     )
     .await
     .unwrap();
-    let row_zone = |day: NaiveDate| {
-        let c = &c;
-        async move {
-            c.query_one(
-                "SELECT time_zone FROM widget_daily_stats WHERE client_id = $1 AND day = $2",
-                &[&mv, &day],
-            )
-            .await
-            .unwrap()
-            .get::<_, String>(0)
-        }
-    };
     // The nightly job's rollups leave its row alone; the backfill (recut)
     // would cut the day again in Kolkata.
     let written: i64 = c
@@ -749,7 +721,7 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
         .unwrap()
         .get(0);
     assert_eq!(
-        (written, row_zone(rolled_day).await),
+        (written, day_row(&c, mv, rolled_day).await.unwrap().1),
         (0, "UTC".to_string())
     );
 
@@ -757,24 +729,17 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     // default one. Its expired rows go once their local day is rolled up.
     let ancient = t - Duration::days(730);
     for (client, day) in [(r, ancient), (k, ancient), (r, ancient + Duration::days(1))] {
-        event(
+        plain_event(
             &c,
             client,
             "imp",
             Some("si"),
             "widget_impression",
             midnight(day) + Duration::hours(12),
-            None,
-            "desktop",
         )
         .await;
     }
-    c.execute(
-        "INSERT INTO analytics_rollup_days (time_zone, day, rolled_up_at) VALUES ('UTC', $1, now())",
-        &[&ancient],
-    )
-    .await
-    .unwrap();
+    mark_rolled_up(&c, "UTC", ancient).await;
 
     // What may be dropped, before the nightly job: m_rolled waits for the
     // Tokyo day, m_unrolled for its UTC day; empty old months may go.
@@ -825,12 +790,7 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
             .unwrap();
         }
     }
-    c.execute(
-        "INSERT INTO analytics_rollup_days (time_zone, day, rolled_up_at) VALUES ('UTC', $1, now())",
-        &[&old.date_naive()],
-    )
-    .await
-    .unwrap();
+    mark_rolled_up(&c, "UTC", old.date_naive()).await;
     c.execute(
         "INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at)
          VALUES ($1, 'old-unrolled', 'x', $2, $2), ($1, 'recent', 'x', now(), now())",
@@ -867,23 +827,14 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
         ]),
         "{ret}"
     );
-    let stats_of = |client: Uuid, day: NaiveDate| {
-        let c = &c;
-        async move {
-            c.query_opt(
-                "SELECT events, time_zone FROM widget_daily_stats WHERE client_id = $1 AND day = $2",
-                &[&client, &day],
-            )
-            .await
-            .unwrap()
-            .map(|row| (row.get::<_, i64>(0), row.get::<_, String>(1)))
-        }
-    };
     assert_eq!(
-        stats_of(k, m_unrolled).await,
+        day_row(&c, k, m_unrolled).await,
         Some((1, "Asia/Tokyo".to_string()))
     );
-    assert_eq!(stats_of(r, day_after).await, Some((1, "UTC".to_string())));
+    assert_eq!(
+        day_row(&c, r, day_after).await,
+        Some((1, "UTC".to_string()))
+    );
     // ... then every partition entirely before the cutoff went (empty ones
     // too), and the others are all there.
     for (p, hi) in &partitions_before {
@@ -900,11 +851,11 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     // ny's event in the cutoff month and two default-partition imports stay.
     assert_eq!(left, if cutoff > cut_month { 4 } else { 3 });
     assert_eq!(
-        stats_of(ny, straddling).await,
+        day_row(&c, ny, straddling).await,
         Some((1, "America/New_York".to_string()))
     );
     assert_eq!(
-        row_zone(rolled_day).await,
+        day_row(&c, mv, rolled_day).await.unwrap().1,
         "UTC",
         "the moved client's day is not cut again"
     );
@@ -925,13 +876,19 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
             (row.get::<_, i32>(0), row.get::<_, i32>(1))
         }
     };
-    assert_eq!(stats_of(r, rolled_day).await, Some((1, "UTC".to_string())));
+    assert_eq!(
+        day_row(&c, r, rolled_day).await,
+        Some((1, "UTC".to_string()))
+    );
     assert_eq!(
         rerun(rolled_day, "UTC").await,
         (0, 1),
         "a purged day must not be recomputed"
     );
-    assert_eq!(stats_of(r, rolled_day).await, Some((1, "UTC".to_string())));
+    assert_eq!(
+        day_row(&c, r, rolled_day).await,
+        Some((1, "UTC".to_string()))
+    );
     assert_eq!(rerun(m_unrolled, "Asia/Tokyo").await, (0, 1));
     assert_eq!(rerun(cut_month, "Asia/Tokyo").await, (0, 1));
     assert_eq!(rerun(cut_month, "UTC").await, (1, 0));
@@ -964,12 +921,7 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
 
     // Once that Tokyo day is rolled up, the next run removes k's sessions
     // (two batches, walking on from one client to the next) and nothing else.
-    c.execute(
-        "INSERT INTO analytics_rollup_days (time_zone, day, rolled_up_at) VALUES ('Asia/Tokyo', $1, now())",
-        &[&old.date_naive()],
-    )
-    .await
-    .unwrap();
+    mark_rolled_up(&c, "Asia/Tokyo", old.date_naive()).await;
     nightly(&app, Utc::now()).await;
     let (_, detail) = last_run(&c).await;
     assert_eq!(detail["retention"]["partitions_dropped"], json!([]));
@@ -978,6 +930,16 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     nightly(&app, Utc::now()).await;
     let (_, detail) = last_run(&c).await;
     assert_eq!(detail["retention"]["sessions_deleted"], 0);
+}
+
+/// Marks local day `day` of `zone` rolled up (as the nightly job would).
+async fn mark_rolled_up(c: &tokio_postgres::Client, zone: &str, day: NaiveDate) {
+    c.execute(
+        "INSERT INTO analytics_rollup_days (time_zone, day, rolled_up_at) VALUES ($1, $2, now())",
+        &[&zone, &day],
+    )
+    .await
+    .unwrap();
 }
 
 /// (events, time_zone) of a client's row for `day`, if any.
@@ -1007,17 +969,7 @@ async fn a_client_that_changes_zone_keeps_its_days_until_a_backfill_cuts_them_ag
         midnight(d2) + Duration::hours(12),
         midnight(d2) + Duration::minutes(23 * 60 + 30),
     ] {
-        event(
-            &c,
-            m,
-            "v",
-            Some("s"),
-            "widget_impression",
-            at,
-            None,
-            "desktop",
-        )
-        .await;
+        plain_event(&c, m, "v", Some("s"), "widget_impression", at).await;
     }
     c.batch_execute("UPDATE session_events SET received_at = received_at - interval '1 hour'")
         .await
@@ -1034,15 +986,13 @@ async fn a_client_that_changes_zone_keeps_its_days_until_a_backfill_cuts_them_ag
     )
     .await
     .unwrap();
-    event(
+    plain_event(
         &c,
         m,
         "v",
         Some("s"),
         "widget_open",
         midnight(d2) + Duration::hours(13),
-        None,
-        "desktop",
     )
     .await;
     nightly(&app, Utc::now()).await;
@@ -1091,38 +1041,34 @@ async fn a_late_event_recomputes_only_later_days_that_are_over_in_the_affected_z
             )
             .await
             .unwrap()
-            .get::<_, String>(0)
+            .get::<_, Vec<String>>(0)
         }
     };
     // sv was first seen yesterday (UTC); a late event shows they came the
     // day before: yesterday needs its rollup again, in UTC only.
     let y = t - Duration::days(1);
-    event(
+    plain_event(
         &c,
         u,
         "sv",
         Some("s1"),
         "widget_impression",
         midnight(y) + Duration::hours(10),
-        None,
-        "desktop",
     )
     .await;
-    assert_eq!(rollup(y, &["UTC"]).await, "");
-    event(
+    assert!(rollup(y, &["UTC"]).await.is_empty());
+    plain_event(
         &c,
         u,
         "sv",
         Some("s0"),
         "widget_impression",
         midnight(y - Duration::days(1)) + Duration::hours(10),
-        None,
-        "desktop",
     )
     .await;
     assert_eq!(
         rollup(y - Duration::days(1), &["UTC", "America/New_York"]).await,
-        format!("{y} UTC")
+        [format!("{y} UTC")]
     );
     // nv counts as new on New York's today (not over): nothing to redo now,
     // today is read live and rolled up once it ends.
@@ -1141,12 +1087,12 @@ async fn a_late_event_recomputes_only_later_days_that_are_over_in_the_affected_z
         "nv",
         Some("n1"),
         "widget_open",
-        local_midnight(ny_yesterday, ny_tz) + Duration::hours(12),
+        start_of_day(ny_yesterday, ny_tz) + Duration::hours(12),
         None,
         "desktop",
     )
     .await;
-    assert_eq!(rollup(ny_yesterday, &["America/New_York"]).await, "");
+    assert!(rollup(ny_yesterday, &["America/New_York"]).await.is_empty());
 }
 
 #[tokio::test]
@@ -1171,7 +1117,7 @@ async fn a_day_starts_at_the_first_instant_of_its_date_even_when_midnight_repeat
             .get(0);
         assert_eq!(
             start,
-            local_midnight(d, zone.parse().unwrap()),
+            start_of_day(d, zone.parse().unwrap()),
             "{zone} {day}"
         );
     }
@@ -1183,17 +1129,7 @@ async fn a_day_starts_at_the_first_instant_of_its_date_even_when_midnight_repeat
         "2025-10-26T01:30:00Z",
     ] {
         let at: DateTime<Utc> = at.parse().unwrap();
-        event(
-            &c,
-            az,
-            "v",
-            Some("s"),
-            "widget_impression",
-            at,
-            None,
-            "desktop",
-        )
-        .await;
+        plain_event(&c, az, "v", Some("s"), "widget_impression", at).await;
     }
     for day in ["2025-10-25", "2025-10-26"] {
         c.execute(
@@ -1322,17 +1258,7 @@ async fn read_endpoints_report_the_rollups_plus_today_and_paginate_sessions() {
         "mobile",
     )
     .await;
-    event(
-        &c,
-        a,
-        "t2",
-        Some("today-2"),
-        "widget_open",
-        at,
-        None,
-        "desktop",
-    )
-    .await;
+    plain_event(&c, a, "t2", Some("today-2"), "widget_open", at).await;
     c.execute(
         "INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at, is_bot, device_type)
          VALUES ($1, 'b', 'today-bot', 'widget_impression', $2, true, 'bot')",

@@ -108,8 +108,7 @@ fn load_client(
     let Some(row) = rows.rows.first() else {
         return Ok(None);
     };
-    let decode = |e: spin_sdk::pg4::Error| db::DbError::failed(e.to_string());
-    let text = |i: usize| Option::<String>::decode(&row[i]).map_err(decode);
+    let text = |i: usize| Option::<String>::decode(&row[i]).map_err(db::DbError::from);
     let cached_device = match text(3)? {
         Some(device_type) => Some(Device {
             device_type,
@@ -117,15 +116,15 @@ fn load_client(
             browser_version: text(5)?,
             os: text(6)?,
             os_version: text(7)?,
-            is_bot: bool::decode(&row[8]).map_err(decode)?,
+            is_bot: bool::decode(&row[8])?,
         }),
         None => None,
     };
     Ok(Some(Client {
-        enabled: bool::decode(&row[0]).map_err(decode)?,
+        enabled: bool::decode(&row[0])?,
         site: Site {
             root_domain: text(1)?,
-            allow_localhost: bool::decode(&row[2]).map_err(decode)?,
+            allow_localhost: bool::decode(&row[2])?,
         },
         cached_device,
     }))
@@ -150,7 +149,7 @@ fn preflight(req: &Request) -> Response {
     };
     let conn = match db::connect() {
         Ok(c) => c,
-        Err(e) => return not_stored(e),
+        Err(e) => return respond::db_failure(&e, ""),
     };
     let client_id = req
         .query()
@@ -161,7 +160,7 @@ fn preflight(req: &Request) -> Response {
         Some(id) => match load_client(&conn, &id, "") {
             Ok(Some(c)) => c.enabled && c.site.allows_origin(&origin),
             Ok(None) => false,
-            Err(e) => return not_stored(e),
+            Err(e) => return respond::db_failure(&e, ""),
         },
         None => {
             let roots: Vec<String> = site::candidate_roots(&host);
@@ -172,7 +171,7 @@ fn preflight(req: &Request) -> Response {
             .allows_host(&host);
             match conn.query(sql::ANY_CLIENT_FOR_ORIGIN, &[roots.into(), local.into()]) {
                 Ok(rows) => !rows.rows.is_empty(),
-                Err(e) => return not_stored(db::DbError::from(e)),
+                Err(e) => return respond::db_failure(&e.into(), ""),
             }
         }
     };
@@ -344,12 +343,11 @@ fn sessionize_and_write(
         )?;
         let last = match rows.rows.first() {
             Some(r) => {
-                let decode = |e: spin_sdk::pg4::Error| db::DbError::failed(e.to_string());
-                let micros = i64::decode(&r[1]).map_err(decode)?;
+                let micros = i64::decode(&r[1])?;
                 Some(LastSession {
-                    id: String::decode(&r[0]).map_err(decode)?,
+                    id: String::decode(&r[0])?,
                     last_seen: DateTime::from_timestamp_micros(micros).unwrap_or_default(),
-                    utm_campaign: Option::<String>::decode(&r[2]).map_err(decode)?,
+                    utm_campaign: Option::<String>::decode(&r[2])?,
                 })
             }
             None => None,

@@ -136,8 +136,7 @@ fn load_client(conn: &Connection, client_id: &str) -> Result<Option<Client>, db:
     let Some(row) = rows.rows.first() else {
         return Ok(None);
     };
-    let decode = |e: spin_sdk::pg4::Error| db::DbError::failed(e.to_string());
-    let destinations = match Value::decode(&row[5]).map_err(decode)? {
+    let destinations = match Value::decode(&row[5])? {
         Value::Array(items) => items
             .into_iter()
             .filter_map(|d| {
@@ -151,15 +150,15 @@ fn load_client(conn: &Connection, client_id: &str) -> Result<Option<Client>, db:
         _ => Vec::new(),
     };
     Ok(Some(Client {
-        enabled: bool::decode(&row[0]).map_err(decode)?,
+        enabled: bool::decode(&row[0])?,
         site: Site {
-            root_domain: Option::<String>::decode(&row[1]).map_err(decode)?,
-            allow_localhost: bool::decode(&row[2]).map_err(decode)?,
+            root_domain: Option::<String>::decode(&row[1])?,
+            allow_localhost: bool::decode(&row[2])?,
         },
-        contact_required: bool::decode(&row[3]).map_err(decode)?,
-        default_country: Option::<String>::decode(&row[4]).map_err(decode)?,
+        contact_required: bool::decode(&row[3])?,
+        default_country: Option::<String>::decode(&row[4])?,
         destinations,
-        remote_paused_for: Option::<f64>::decode(&row[6]).map_err(decode)?,
+        remote_paused_for: Option::<f64>::decode(&row[6])?,
     }))
 }
 
@@ -385,11 +384,10 @@ fn save(req: &Request) -> Response {
             .rows
             .first()
             .ok_or_else(|| db::DbError::failed("save_lead returned no row"))?;
-        let decode = |e: spin_sdk::pg4::Error| db::DbError::failed(e.to_string());
         Ok((
-            String::decode(&r[0]).map_err(decode)?,
-            bool::decode(&r[1]).map_err(decode)?,
-            Value::decode(&r[2]).map_err(decode)?,
+            String::decode(&r[0])?,
+            bool::decode(&r[1])?,
+            Value::decode(&r[2])?,
         ))
     }) {
         Ok(v) => v,

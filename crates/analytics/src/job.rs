@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
-use spin_sdk::pg4::{Connection, Decode, ParameterValue, PgError};
+use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, PgError};
 
 /// The job name in `job_runs`, and its lock.
 pub const JOB_NAME: &str = "analytics-rollup";
@@ -91,10 +91,18 @@ struct Rolled {
     stats_rows: i64,
 }
 
-/// Adds to `due` the days of `list`: "YYYY-MM-DD zone" items separated by
-/// commas, as the SQL functions report them (IANA names have neither).
-fn add_days(due: &mut DueDays, list: &str) -> Result<()> {
-    for item in list.split(',').filter(|i| !i.is_empty()) {
+/// A text[] column, its NULLs left out.
+fn texts(v: &DbValue) -> Result<Vec<String>> {
+    Ok(Vec::<Option<String>>::decode(v)?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// Adds to `due` the days of `items`, "YYYY-MM-DD zone" each, as the SQL
+/// functions report a day in a zone (an IANA name has no space).
+fn add_days(due: &mut DueDays, items: &[String]) -> Result<()> {
+    for item in items {
         let (day, zone) = item
             .split_once(' ')
             .with_context(|| format!("{item:?} is not \"day zone\""))?;
@@ -117,40 +125,30 @@ fn roll_up(conn: &Connection, due: DueDays, recut: bool) -> Result<Rolled> {
         let started = Instant::now();
         let r = conn
             .query(
-                "SELECT array_to_string(rolled_zones, ','), array_to_string(purged_zones, ','),
-                        clients, stale_days
-                   FROM analytics_rollup_day($1::text::date, string_to_array($2, ','), $3)",
-                &[
-                    text(day),
-                    text(zones.join(",")),
-                    ParameterValue::Boolean(recut),
-                ],
+                "SELECT rolled_zones, purged_zones, clients, stale_days
+                   FROM analytics_rollup_day($1, $2, $3)",
+                &[day.into(), zones.clone().into(), recut.into()],
             )
             .with_context(|| format!("rolling up {day} ({})", zones.join(", ")))?;
         let row = r
             .rows
             .first()
             .context("analytics_rollup_day returned no row")?;
-        let rolled = String::decode(&row[0])?;
-        let purged = String::decode(&row[1])?;
-        out.purged.extend(
-            purged
-                .split(',')
-                .filter(|z| !z.is_empty())
-                .map(|z| format!("{day} {z}")),
-        );
+        let rolled = texts(&row[0])?;
+        out.purged
+            .extend(texts(&row[1])?.iter().map(|z| format!("{day} {z}")));
         if rolled.is_empty() {
             continue;
         }
         out.days.push(json!({
             "day": day.to_string(),
-            "time_zones": rolled.split(',').collect::<Vec<_>>(),
+            "time_zones": rolled,
             "ms": ms(started),
         }));
         out.stats_rows += i64::decode(&row[2])?;
         // Later days only (the function returns no others), so the queue
         // keeps moving forward.
-        add_days(&mut queue, &String::decode(&row[3])?)?;
+        add_days(&mut queue, &texts(&row[3])?)?;
     }
     Ok(out)
 }
@@ -177,7 +175,7 @@ pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result
     let cut: String = one(conn, "SELECT now()::text", &[])?;
     let rows = conn
         .query(
-            "SELECT to_char(d.day, 'YYYY-MM-DD'), array_to_string(d.zones, ',')
+            "SELECT d.day, d.zones
                FROM analytics_due_days(
                     (SELECT received_until FROM analytics_rollup_state) - make_interval(mins => $2::int4),
                     $1::text::timestamptz) d",
@@ -190,15 +188,12 @@ pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result
     let mut due = DueDays::new();
     let mut too_old = Vec::new();
     for row in &rows.rows {
-        let day = parse_day(&String::decode(&row[0])?)?;
-        let zones = String::decode(&row[1])?;
+        let day = NaiveDate::decode(&row[0])?;
         if day < oldest {
             too_old.push(day.to_string());
             continue;
         }
-        due.entry(day)
-            .or_default()
-            .extend(zones.split(',').map(str::to_string));
+        due.entry(day).or_default().extend(texts(&row[1])?);
     }
     let finding_ms = ms(started);
     let rolled = roll_up(conn, due, false)?;
@@ -232,18 +227,17 @@ pub fn backfill(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Val
     let started = Instant::now();
     let rows = conn
         .query(
-            "SELECT to_char(d, 'YYYY-MM-DD'), z.time_zone,
-                    analytics_day_start(z.time_zone, d::date + 1) <= now()
-               FROM generate_series($1::text::date, $2::text::date, interval '1 day') d,
+            "SELECT d::date, z.time_zone, analytics_day_start(z.time_zone, d::date + 1) <= now()
+               FROM generate_series($1::date, $2::date, interval '1 day') d,
                     (SELECT DISTINCT time_zone FROM clients) z
               ORDER BY 1, 2",
-            &[text(from), text(to)],
+            &[from.into(), to.into()],
         )
         .context("listing the days")?;
     let mut due = DueDays::new();
     let mut not_ended = Vec::new();
     for row in &rows.rows {
-        let day = parse_day(&String::decode(&row[0])?)?;
+        let day = NaiveDate::decode(&row[0])?;
         let zone = String::decode(&row[1])?;
         if bool::decode(&row[2])? {
             due.entry(day).or_default().insert(zone);
@@ -307,7 +301,7 @@ fn expired_sessions(conn: &Connection, before: &str, batch: i64) -> Result<i64> 
 fn expired_partitions(conn: &Connection, cutoff: &str) -> Result<Vec<(String, bool, Vec<String>)>> {
     let rows = conn
         .query(
-            "SELECT partition_name, droppable, array_to_string(unrolled_days, ',')
+            "SELECT partition_name, droppable, unrolled_days
                FROM analytics_expired_event_partitions($1::text::timestamptz)",
             &[text(cutoff)],
         )
@@ -315,15 +309,10 @@ fn expired_partitions(conn: &Connection, cutoff: &str) -> Result<Vec<(String, bo
     rows.rows
         .iter()
         .map(|row| {
-            let unrolled = String::decode(&row[2]).unwrap_or_default();
             Ok((
                 String::decode(&row[0])?,
                 bool::decode(&row[1])?,
-                unrolled
-                    .split(',')
-                    .filter(|d| !d.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                texts(&row[2])?,
             ))
         })
         .collect()
@@ -345,7 +334,7 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
     let mut parts = expired_partitions(conn, &raw_cutoff_ts)?;
     let mut missing = DueDays::new();
     for (_, _, unrolled) in &parts {
-        add_days(&mut missing, &unrolled.join(","))?;
+        add_days(&mut missing, unrolled)?;
     }
     let mut rolled_first = Vec::new();
     if !missing.is_empty() {

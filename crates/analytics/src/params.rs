@@ -233,24 +233,6 @@ pub fn parse(
             format!("the range {from}..{to} spans {days} days; at most {MAX_RANGE_DAYS}"),
         ));
     }
-    if endpoint.reads_rollups() {
-        // The summary also reads the range before.
-        let first = if endpoint == Endpoint::Summary {
-            from - Duration::days(days)
-        } else {
-            from
-        };
-        if !same_days(tz, client_tz, first, to) {
-            return Err(invalid(
-                "tz",
-                format!(
-                    "this client's figures are rolled up by day in its reporting time zone {client_tz}, \
-                     and {tz} cuts these days differently; omit tz or pass {client_tz} \
-                     (sessions and active accept any time zone)"
-                ),
-            ));
-        }
-    }
     let limit = match get("limit") {
         None => DEFAULT_LIMIT,
         Some(v) => match v.parse::<i64>() {
@@ -295,7 +277,7 @@ pub fn parse(
         Some(v) if !v.is_empty() && v.len() <= MAX_CURSOR_CHARS => Some(v.to_string()),
         Some(_) => return Err(invalid("cursor", "cursor is not one this API issued")),
     };
-    Ok(Query {
+    let q = Query {
         from,
         to,
         tz,
@@ -303,7 +285,24 @@ pub fn parse(
         device,
         source,
         cursor,
-    })
+    };
+    // The summary also reads the range before.
+    let first = if endpoint == Endpoint::Summary {
+        q.previous().0
+    } else {
+        q.from
+    };
+    if endpoint.reads_rollups() && !same_days(tz, client_tz, first, to) {
+        return Err(invalid(
+            "tz",
+            format!(
+                "this client's figures are rolled up by day in its reporting time zone {client_tz}, \
+                 and {tz} cuts these days differently; omit tz or pass {client_tz} \
+                 (sessions and active accept any time zone)"
+            ),
+        ));
+    }
+    Ok(q)
 }
 
 pub use platform::ids::is_uuid;

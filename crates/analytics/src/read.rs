@@ -47,10 +47,6 @@ fn bad_request(code: &str, message: &str, field: &str) -> Response {
     respond::json(400, &respond::error_body(code, message, Some(field)))
 }
 
-fn db_error(e: db::DbError) -> Response {
-    respond::db_failure(&e, "")
-}
-
 fn unknown_client(client_id: &str) -> Response {
     respond::json(
         404,
@@ -130,19 +126,25 @@ pub fn serve(req: Request, endpoint: Endpoint) -> Response {
     }
     let conn = match db::connect() {
         Ok(c) => c,
-        Err(e) => return db_error(e),
+        Err(e) => return respond::db_failure(&e, ""),
     };
-    let client_tz = match client_time_zone(&conn, &client_id) {
-        Ok(Some(Ok(tz))) => tz,
-        Ok(Some(Err(name))) => {
-            return respond::error(
-                500,
-                "internal_error",
-                &format!("the client's time zone {name:?} is not one this build knows"),
-            )
-        }
+    // The client's reporting time zone (and whether the client exists).
+    let zone = match first_text(
+        &conn,
+        "SELECT time_zone FROM clients WHERE id = $1::text::uuid",
+        &[text(&client_id)],
+    ) {
+        Ok(Some(zone)) => zone,
         Ok(None) => return unknown_client(&client_id),
-        Err(e) => return db_error(e),
+        Err(e) => return respond::db_failure(&e, ""),
+    };
+    let Ok(client_tz) = Tz::from_str(&zone) else {
+        // Postgres' zone list can be newer than chrono-tz's.
+        return respond::error(
+            500,
+            "internal_error",
+            &format!("the client's time zone {zone:?} is not one this build knows"),
+        );
     };
     let now = Utc::now();
     let q = match params::parse(endpoint, req.query(), now, client_tz) {
@@ -187,7 +189,7 @@ pub fn serve(req: Request, endpoint: Endpoint) -> Response {
     };
     match result {
         Ok(body) => respond::json(200, &body),
-        Err(e) => db_error(e),
+        Err(e) => respond::db_failure(&e, ""),
     }
 }
 
@@ -213,20 +215,6 @@ fn change_pct(current: &Value, previous: &Value) -> Value {
         }
     }
     Value::Object(out)
-}
-
-/// The client's reporting time zone: None for an unknown client, `Err(name)`
-/// for a zone chrono-tz does not know (Postgres' zone list is newer).
-fn client_time_zone(
-    conn: &Connection,
-    client_id: &str,
-) -> Result<Option<Result<Tz, String>>, db::DbError> {
-    let name = first_text(
-        conn,
-        "SELECT time_zone FROM clients WHERE id = $1::text::uuid",
-        &[text(client_id)],
-    )?;
-    Ok(name.map(|n| Tz::from_str(&n).map_err(|_| n)))
 }
 
 /// The days of the range as the figures' source: the rollups plus the live

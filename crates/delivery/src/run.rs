@@ -107,23 +107,22 @@ fn claim(
             ParameterValue::Floating64(started_epoch),
         ],
     )?;
-    let decode = |e: spin_sdk::pg4::Error| DbError::failed(e.to_string());
     rows.rows
         .iter()
         .map(|r| {
-            let kind_name = String::decode(&r[2]).map_err(decode)?;
+            let kind_name = String::decode(&r[2])?;
             Ok(Claimed {
-                destination_id: String::decode(&r[1]).map_err(decode)?,
+                destination_id: String::decode(&r[1])?,
                 kind: Kind::parse(&kind_name),
-                config: Value::decode(&r[3]).map_err(decode)?,
-                retry_count: i32::decode(&r[9]).map_err(decode)?,
+                config: Value::decode(&r[3])?,
+                retry_count: i32::decode(&r[9])?,
                 event: Queued {
-                    id: i64::decode(&r[0]).map_err(decode)?,
-                    event_id: String::decode(&r[4]).map_err(decode)?,
-                    event_name: String::decode(&r[5]).map_err(decode)?,
-                    event_time: f64::decode(&r[6]).map_err(decode)? as i64,
-                    event_payload: Value::decode(&r[7]).map_err(decode)?,
-                    user_data: Value::decode(&r[8]).map_err(decode)?,
+                    id: i64::decode(&r[0])?,
+                    event_id: String::decode(&r[4])?,
+                    event_name: String::decode(&r[5])?,
+                    event_time: f64::decode(&r[6])? as i64,
+                    event_payload: Value::decode(&r[7])?,
+                    user_data: Value::decode(&r[8])?,
                 },
             })
         })

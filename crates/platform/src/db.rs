@@ -56,6 +56,17 @@ impl From<PgError> for DbError {
     }
 }
 
+/// A value that could not be decoded is a failed statement; a wrapped
+/// Postgres error keeps its kind.
+impl From<spin_sdk::pg4::Error> for DbError {
+    fn from(e: spin_sdk::pg4::Error) -> Self {
+        match e {
+            spin_sdk::pg4::Error::PgError(pg) => DbError::from(pg),
+            other => DbError::failed(other.to_string()),
+        }
+    }
+}
+
 /// Whether `e` (or an error it wraps) says the database could not be reached.
 pub fn is_unavailable(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {

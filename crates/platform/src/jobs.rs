@@ -80,14 +80,12 @@ where
     let lock_conn = match db::connect() {
         Ok(c) => c,
         Err(e) => {
-            let unavailable = e.is_unavailable();
             return fail(
                 &conn,
                 run_id,
                 name,
-                format!("lock connection: {e}"),
-                unavailable,
-            );
+                anyhow::Error::new(e).context("lock connection"),
+            )
         }
     };
     match try_lock(&lock_conn, name) {
@@ -106,14 +104,12 @@ where
             });
         }
         Err(e) => {
-            let unavailable = e.is_unavailable();
             return fail(
                 &conn,
                 run_id,
                 name,
-                format!("advisory lock: {e}"),
-                unavailable,
-            );
+                anyhow::Error::new(e).context("advisory lock"),
+            )
         }
     }
 
@@ -128,13 +124,7 @@ where
                 outcome: Outcome::Succeeded(detail),
             })
         }
-        Err(e) => fail(
-            &conn,
-            run_id,
-            name,
-            format!("{e:#}"),
-            db::is_unavailable(&e),
-        ),
+        Err(e) => fail(&conn, run_id, name, e),
     }
 }
 
@@ -158,8 +148,7 @@ fn start(conn: &Connection, name: &str, trigger: Trigger) -> Result<i64, DbError
         .first()
         .and_then(|r| r.first())
         .map(i64::decode)
-        .transpose()
-        .map_err(|e| DbError::failed(e.to_string()))?;
+        .transpose()?;
     id.ok_or_else(|| DbError::failed("INSERT INTO job_runs returned no id"))
 }
 
@@ -187,13 +176,15 @@ fn finish(conn: &Connection, run_id: i64, outcome: &str, detail: &Value) -> Resu
     Ok(())
 }
 
+/// Records the run as failed with `error` and returns it as a [`JobError`].
 fn fail(
     conn: &Connection,
     run_id: i64,
     name: &str,
-    error: String,
-    unavailable: bool,
+    error: anyhow::Error,
 ) -> Result<Report, JobError> {
+    let unavailable = db::is_unavailable(&error);
+    let error = format!("{error:#}");
     let recorded = finish(conn, run_id, "failed", &json!({ "error": error }));
     let message = match recorded {
         Ok(()) => format!("job {name} failed: {error}"),
