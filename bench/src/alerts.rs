@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
-use tokio_postgres::NoTls;
 
 use crate::{machine, ms, percentile, serve_app};
 
@@ -19,8 +18,7 @@ pub async fn run(database_url: String, millions: i64, requests: usize) -> Result
     println!("machine: {}", machine());
     println!("preparing: migrating {database_url}");
     spin_local::migrate::migrate(&database_url, &root.join("migrations"), true).await?;
-    let (client, conn) = tokio_postgres::connect(&database_url, NoTls).await?;
-    tokio::spawn(conn);
+    let client = crate::pg(&database_url).await?;
     let have: i64 = client
         .query_one("SELECT count(*) FROM delivery_attempts", &[])
         .await?

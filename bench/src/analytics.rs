@@ -28,7 +28,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use spin_local::{App, LoadOptions, VariableSources};
 
@@ -508,8 +508,7 @@ pub async fn run(o: Options) -> Result<()> {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     println!("machine: {}", machine());
     spin_local::migrate::migrate(&o.database_url, &root.join("migrations"), true).await?;
-    let (client, conn) = tokio_postgres::connect(&o.database_url, NoTls).await?;
-    tokio::spawn(conn);
+    let client = crate::pg(&o.database_url).await?;
     if !o.reads_only {
         generate(&client, o.millions).await?;
     }
@@ -526,6 +525,7 @@ pub async fn run(o: Options) -> Result<()> {
         LoadOptions {
             variables: sources,
             check_databases: true,
+            ..Default::default()
         },
     )
     .await

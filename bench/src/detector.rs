@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use tokio_postgres::NoTls;
 
 use crate::machine;
 
@@ -44,8 +43,7 @@ pub async fn run(database_url: String, millions: i64) -> Result<()> {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     println!("machine: {}", machine());
     spin_local::migrate::migrate(&database_url, &root.join("migrations"), true).await?;
-    let (client, conn) = tokio_postgres::connect(&database_url, NoTls).await?;
-    tokio::spawn(conn);
+    let client = crate::pg(&database_url).await?;
     println!("preparing: {CLIENTS} clients, emptying session_events");
     client
         .batch_execute(&format!(

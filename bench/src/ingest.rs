@@ -10,7 +10,6 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use futures::SinkExt;
 use serde_json::json;
-use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::{drive_with, machine, ms, percentile, Figures};
@@ -63,8 +62,7 @@ async fn native(
     for _ in 0..concurrency {
         let url = database_url.to_string();
         workers.push(tokio::spawn(async move {
-            let (client, conn) = tokio_postgres::connect(&url, NoTls).await?;
-            tokio::spawn(conn);
+            let client = crate::pg(&url).await?;
             let placeholders: Vec<String> = (0..batch)
                 .map(|r| {
                     let b = r * 6;
@@ -135,8 +133,7 @@ pub async fn run(seconds: u64, database_url: String, concurrency: usize) -> Resu
     println!("machine: {}", machine());
     println!("preparing: migrating {database_url}, emptying the event tables");
     spin_local::migrate::migrate(&database_url, &root.join("migrations"), true).await?;
-    let (client, conn) = tokio_postgres::connect(&database_url, NoTls).await?;
-    tokio::spawn(conn);
+    let client = crate::pg(&database_url).await?;
     client
         .batch_execute(&format!(
             "TRUNCATE session_events, widget_sessions, rejected_events;
@@ -152,6 +149,7 @@ pub async fn run(seconds: u64, database_url: String, concurrency: usize) -> Resu
         LoadOptions {
             variables: sources,
             check_databases: true,
+            ..Default::default()
         },
     )
     .await?;

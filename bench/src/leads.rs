@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use integration_tests::fake::{Fake, Reply};
 use serde_json::json;
-use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::{drive_full, machine, ms, percentile, serve_app, Figures};
@@ -49,8 +48,7 @@ async fn lookups(database_url: &str, connections: usize, duration: Duration) -> 
     for w in 0..connections {
         let url = database_url.to_string();
         workers.push(tokio::spawn(async move {
-            let (client, conn) = tokio_postgres::connect(&url, NoTls).await?;
-            tokio::spawn(conn);
+            let client = crate::pg(&url).await?;
             let stmt = client
                 .prepare("SELECT * FROM geoip_lookup($1::text::inet)")
                 .await?;
@@ -89,8 +87,7 @@ pub async fn run(seconds: u64, database_url: String) -> Result<()> {
     println!("machine: {}", machine());
     println!("preparing: migrating {database_url}");
     spin_local::migrate::migrate(&database_url, &root.join("migrations"), true).await?;
-    let (client, conn) = tokio_postgres::connect(&database_url, NoTls).await?;
-    tokio::spawn(conn);
+    let client = crate::pg(&database_url).await?;
     let ranges: i64 = client
         .query_one("SELECT count(*) FROM geoip_city_ranges", &[])
         .await?

@@ -132,6 +132,7 @@ pub(crate) async fn serve_app(vars: HashMap<String, String>) -> Result<std::net:
                 env: HashMap::new(),
             },
             check_databases: true,
+            ..Default::default()
         },
     )
     .await
@@ -140,6 +141,16 @@ pub(crate) async fn serve_app(vars: HashMap<String, String>) -> Result<std::net:
     let addr = listener.local_addr()?;
     tokio::spawn(spin_local::server::serve(app, listener));
     Ok(addr)
+}
+
+/// A native connection for loading and measuring: the database's request
+/// timeouts (migrations/V16) are switched off for it, as bulk loads run long.
+pub(crate) async fn pg(url: &str) -> Result<tokio_postgres::Client> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    config.options("-c statement_timeout=0 -c idle_in_transaction_session_timeout=0");
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
 }
 
 /// Latency figures of one run.
@@ -309,6 +320,7 @@ async fn healthz(seconds: u64, database_url: String, instantiations: usize) -> R
         LoadOptions {
             variables: sources,
             check_databases: true,
+            ..Default::default()
         },
     )
     .await

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use integration_tests::fake::{Fake, Reply};
 use serde_json::{json, Value};
-use tokio_postgres::NoTls;
 
 use crate::{machine, serve_app};
 
@@ -22,8 +21,7 @@ pub async fn run(database_url: String, events: i64) -> Result<()> {
     println!("machine: {}", machine());
     println!("preparing: migrating {database_url}, queueing {events} events over {PIXELS} pixels");
     spin_local::migrate::migrate(&database_url, &root.join("migrations"), true).await?;
-    let (client, conn) = tokio_postgres::connect(&database_url, NoTls).await?;
-    tokio::spawn(conn);
+    let client = crate::pg(&database_url).await?;
     client
         .batch_execute(&format!(
             "DELETE FROM conversion_deliveries WHERE client_id = '{CLIENT}';

@@ -15,7 +15,7 @@ use crate::bindings::cron::{fermyon::spin_cron::cron_types, SpinCronPre};
 use crate::bindings::SpinHostImports;
 use crate::manifest::Manifest;
 use crate::outbound::AllowedHosts;
-use crate::pg::PgPools;
+use crate::pg::{PgPools, ZeroRowQueries};
 use crate::routes::Router;
 use crate::state::{ComponentConfig, InstanceState};
 use crate::variables::{AppVariables, VariableSources};
@@ -27,6 +27,9 @@ pub struct LoadOptions {
     /// Connect once to every Postgres URL among the application variables
     /// and fail the start-up if one does not answer.
     pub check_databases: bool,
+    /// Whether a Postgres `query` that returns no row fails (the default:
+    /// Spin 4.0.0–4.0.2 hang on it) or answers the empty set.
+    pub zero_row_queries: ZeroRowQueries,
 }
 
 pub(crate) struct HttpComponent {
@@ -146,7 +149,7 @@ impl App {
             router,
             http,
             cron,
-            pg: Arc::new(PgPools::default()),
+            pg: Arc::new(PgPools::new(options.zero_row_queries)),
         }))
     }
 

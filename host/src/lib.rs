@@ -20,4 +20,5 @@ pub mod state;
 pub mod variables;
 
 pub use app::{App, LoadOptions};
+pub use pg::ZeroRowQueries;
 pub use variables::VariableSources;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 
-use spin_local::{App, LoadOptions, VariableSources};
+use spin_local::{App, LoadOptions, VariableSources, ZeroRowQueries};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,12 @@ struct AppArgs {
     /// Set an application variable, as `spin up --variable name=value`.
     #[arg(long = "variable", value_name = "NAME=VALUE")]
     variables: Vec<String>,
+    /// Let a Postgres `query` that returns no row answer the empty set. By
+    /// default it fails, naming the statement, because Spin 4.0.0-4.0.2 never
+    /// return from such a query (spinframework/spin#3671); allow it only for
+    /// components meant for a Spin without that bug (3.x, or a fixed 4.x).
+    #[arg(long)]
+    allow_zero_row_queries: bool,
 }
 
 #[derive(Subcommand)]
@@ -102,6 +108,11 @@ async fn load(args: &AppArgs, check_databases: bool) -> Result<std::sync::Arc<Ap
         LoadOptions {
             variables: sources,
             check_databases,
+            zero_row_queries: if args.allow_zero_row_queries {
+                ZeroRowQueries::Allow
+            } else {
+                ZeroRowQueries::Refuse
+            },
         },
     )
     .await

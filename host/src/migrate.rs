@@ -54,6 +54,11 @@ pub async fn migrate(database_url: &str, dir: &Path, create: bool) -> Result<Mig
     let mut client = connect(&config)
         .await
         .with_context(|| format!("cannot connect to database {dbname}"))?;
+    // The database's statement and idle timeouts (migrations/V16) are for
+    // requests: a migration may rewrite a large table.
+    client
+        .batch_execute("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0")
+        .await?;
     if !dir.is_dir() {
         bail!("migrations directory {} does not exist", dir.display());
     }

@@ -7,6 +7,15 @@
 //!
 //! Unlike Spin, TLS is not attempted: addresses must say `sslmode=disable`,
 //! which is what local URLs should say under Spin too.
+//!
+//! Spin 4.0.0–4.0.2 never return from a `query` whose statement yields no
+//! row (spinframework/spin#3671: the host waits for the column list, which it
+//! only learns from the first row), and a guest cannot time a host call out.
+//! The local host therefore refuses such a query by default with an error
+//! naming the statement, so a test that reaches one fails instead of a
+//! production request hanging. [`ZeroRowQueries::Allow`] turns the check off,
+//! to run components written for a Spin without the bug (3.x, or a release
+//! with spinframework/spin#3673).
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -25,15 +34,27 @@ use crate::bindings::pg::{
 };
 use crate::outbound::AllowedHosts;
 
+/// What `query` does with a statement that returns no row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ZeroRowQueries {
+    /// Fail it, naming the statement: Spin 4.0.0–4.0.2 would hang on it.
+    #[default]
+    Refuse,
+    /// Return the empty row set, as Spin 3.x and fixed 4.x releases do.
+    Allow,
+}
+
 /// Pools per address, shared by every instance of the application.
 #[derive(Default)]
 pub struct PgPools {
     pools: Mutex<HashMap<String, Pool>>,
+    zero_rows: ZeroRowQueries,
 }
 
 /// A guest's `connection` resource: a pooled client.
 pub struct Connection {
     client: Option<Object>,
+    zero_rows: ZeroRowQueries,
     /// The guest began a transaction and has not ended it: if it goes away
     /// now, the connection is closed rather than returned to the pool.
     in_transaction: bool,
@@ -50,6 +71,13 @@ impl Drop for Connection {
 }
 
 impl PgPools {
+    pub fn new(zero_rows: ZeroRowQueries) -> PgPools {
+        PgPools {
+            pools: Mutex::default(),
+            zero_rows,
+        }
+    }
+
     /// `connection.open`: checks the address against `allowed`, then takes a pooled client.
     pub async fn open(&self, address: &str, allowed: &AllowedHosts) -> Result<Connection, Error> {
         let mut config = tokio_postgres::Config::from_str(address)
@@ -93,6 +121,7 @@ impl PgPools {
             .map_err(|e| Error::ConnectionFailed(format!("{e}")))?;
         Ok(Connection {
             client: Some(client),
+            zero_rows: self.zero_rows,
             in_transaction: false,
         })
     }
@@ -157,6 +186,9 @@ impl Connection {
             .query(&stmt, &param_refs(&params))
             .await
             .map_err(query_failed)?;
+        if rows.is_empty() && self.zero_rows == ZeroRowQueries::Refuse {
+            return Err(zero_rows_refused(statement));
+        }
         let columns = stmt
             .columns()
             .iter()
@@ -190,6 +222,20 @@ impl Connection {
             .await
             .map_err(query_failed)
     }
+}
+
+/// The error a zero-row `query` gets; it names the statement (shortened).
+fn zero_rows_refused(statement: &str) -> Error {
+    let mut shown: String = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+    if shown.chars().count() > 300 {
+        shown = shown.chars().take(300).collect::<String>() + "…";
+    }
+    eprintln!("spin-local: refused a query that returned no row: {shown}");
+    Error::QueryFailed(QueryError::Text(format!(
+        "spin-local refused this query: it returned no row, and under Spin 4.0.0-4.0.2 a \
+         query that returns no row never returns (spinframework/spin#3671); use execute, or \
+         a statement that always returns one row (platform::db::Db): {shown}"
+    )))
 }
 
 fn query_failed(e: tokio_postgres::Error) -> Error {

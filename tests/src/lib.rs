@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use spin_local::ZeroRowQueries;
 use spin_local::{App, LoadOptions, VariableSources};
 
 pub mod fake;
@@ -124,6 +125,15 @@ pub fn variables(db: Option<&TestDb>, overrides: &[(&str, &str)]) -> HashMap<Str
 
 /// Loads `manifest` with exactly these variables (the environment is ignored).
 pub async fn load(manifest: &Path, vars: HashMap<String, String>) -> anyhow::Result<Arc<App>> {
+    load_with(manifest, vars, ZeroRowQueries::Refuse).await
+}
+
+/// [`load`], choosing what a zero-row `query` does.
+pub async fn load_with(
+    manifest: &Path,
+    vars: HashMap<String, String>,
+    zero_row_queries: ZeroRowQueries,
+) -> anyhow::Result<Arc<App>> {
     let sources = VariableSources {
         explicit: vars,
         env: HashMap::new(),
@@ -133,6 +143,7 @@ pub async fn load(manifest: &Path, vars: HashMap<String, String>) -> anyhow::Res
         LoadOptions {
             variables: sources,
             check_databases: false,
+            zero_row_queries,
         },
     )
     .await
@@ -140,7 +151,18 @@ pub async fn load(manifest: &Path, vars: HashMap<String, String>) -> anyhow::Res
 
 /// Loads `manifest` and serves it on an ephemeral port.
 pub async fn serve(manifest: &Path, vars: HashMap<String, String>) -> TestApp {
-    let app = load(manifest, vars).await.expect("loading the application");
+    serve_with(manifest, vars, ZeroRowQueries::Refuse).await
+}
+
+/// [`serve`], choosing what a zero-row `query` does.
+pub async fn serve_with(
+    manifest: &Path,
+    vars: HashMap<String, String>,
+    zero_row_queries: ZeroRowQueries,
+) -> TestApp {
+    let app = load_with(manifest, vars, zero_row_queries)
+        .await
+        .expect("loading the application");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(spin_local::server::serve(app.clone(), listener));

@@ -226,6 +226,72 @@ async fn postgres_errors_read_as_they_do_under_spin() {
     );
 }
 
+#[tokio::test]
+async fn a_query_that_returns_no_row_is_refused_unless_allowed() {
+    let db = TestDb::new().await;
+    // Spin 4.0.0-4.0.2 would never answer this (spinframework/spin#3671).
+    let app = probe_app(&db, "127.0.0.1:9").await;
+    let (status, body) = pg_query(
+        &app,
+        "SELECT 1 AS one WHERE $1::bool",
+        json!([{"type": "bool", "value": false}]),
+    )
+    .await;
+    assert_eq!(status, 500, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("returned no row")
+            && error.contains("spinframework/spin#3671")
+            && error.contains("SELECT 1 AS one WHERE $1::bool"),
+        "{error}"
+    );
+    // A statement with no result set at all is a zero-row query too.
+    let (status, _) = pg_query(&app, "CREATE TABLE zero_rows_probe (x int)", json!([])).await;
+    assert_eq!(status, 500);
+    // One row is fine.
+    let (status, body) = pg_query(
+        &app,
+        "SELECT 1 AS one WHERE $1::bool",
+        json!([{"type": "bool", "value": true}]),
+    )
+    .await;
+    assert_eq!(
+        (status, body["rows"].as_array().unwrap().len()),
+        (200, 1),
+        "{body}"
+    );
+
+    // Allowed, it answers the empty set with its columns, as fixed Spin releases do.
+    let allowing = serve_with(
+        &fixture_manifest(),
+        variables(Some(&db), &[("upstream", "127.0.0.1:9")]),
+        ZeroRowQueries::Allow,
+    )
+    .await;
+    let (status, body) = pg_query(
+        &allowing,
+        "SELECT 1 AS one WHERE $1::bool",
+        json!([{"type": "bool", "value": false}]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!([]));
+    assert_eq!(body["columns"][0]["name"], "one");
+}
+
+#[test]
+fn spin_local_up_takes_a_switch_for_zero_row_queries() {
+    let out = std::process::Command::new(host_binary())
+        .args(["up", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("--allow-zero-row-queries") && help.contains("3671"),
+        "{help}"
+    );
+}
+
 /// Runs `spin-local up` expecting it to refuse to start; returns its stderr.
 fn refused_start(manifest: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new(host_binary())

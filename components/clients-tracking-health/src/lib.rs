@@ -3,10 +3,11 @@
 //! signals and since when; filters `needs_attention`, `outcome`,
 //! `client_type`; red first, then the longest-standing.
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::pg4::{DbValue, Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
 
 use platform::{auth, db, respond};
 use tracking_health::{outcome, OUTCOMES};
@@ -14,11 +15,11 @@ use tracking_health::{outcome, OUTCOMES};
 const CLIENT_TYPES: [&str; 5] = ["client", "onboarding", "test", "demo", "former"];
 
 const LIST: &str = "
-SELECT c.id::text, c.name, c.client_type, c.enabled,
-       h.outcome, to_char(h.since, 'YYYY-MM-DD'),
-       to_char(coalesce(h.detected_at, l.detected_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+SELECT c.id::text AS client_id, c.name, c.client_type, c.enabled,
+       h.outcome, to_char(h.since, 'YYYY-MM-DD') AS since,
+       to_char(coalesce(h.detected_at, l.detected_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS detected_at,
        l.widget_visitors_30d, l.conversation_visitors_30d, l.form_submits_30d,
-       l.widget_prior_23d, l.widget_last_7d, l.outcome
+       l.widget_prior_23d, l.widget_last_7d, l.outcome AS verdict
   FROM clients c
   LEFT JOIN client_tracking_health h ON h.client_id = c.id
   LEFT JOIN LATERAL (
@@ -69,6 +70,24 @@ fn filters(query: &str) -> Result<Filters, Response> {
     Ok((attention, outcome_filter, client_type))
 }
 
+/// A row of `LIST`.
+#[derive(Deserialize)]
+struct Row {
+    client_id: String,
+    name: Option<String>,
+    client_type: Option<String>,
+    enabled: bool,
+    outcome: Option<String>,
+    since: Option<String>,
+    detected_at: Option<String>,
+    widget_visitors_30d: Option<i64>,
+    conversation_visitors_30d: Option<i64>,
+    form_submits_30d: Option<i64>,
+    widget_prior_23d: Option<i64>,
+    widget_last_7d: Option<i64>,
+    verdict: Option<String>,
+}
+
 fn text(p: Option<String>) -> ParameterValue {
     p.map(ParameterValue::Str).unwrap_or(ParameterValue::DbNull)
 }
@@ -85,38 +104,36 @@ fn handle(req: Request) -> Response {
         Ok(f) => f,
         Err(response) => return response,
     };
-    let rows = match db::connect().and_then(|conn| {
-        Ok(conn.query(
+    let rows: Vec<Row> = match db::connect().and_then(|conn| {
+        conn.rows(
             LIST,
             &[text(attention), text(outcome_filter), text(client_type)],
-        )?)
+        )
     }) {
         Ok(rows) => rows,
         Err(e) => return respond::db_failure(&e, ""),
     };
-    let s = |v: &DbValue| Option::<String>::decode(v).ok().flatten();
-    let n = |v: &DbValue| Option::<i64>::decode(v).ok().flatten();
     let clients: Vec<Value> = rows
-        .rows
-        .iter()
+        .into_iter()
         .map(|r| {
-            let badge = s(&r[4]).and_then(|name| outcome(&name)).map(|o| {
+            let badge = r.outcome.as_deref().and_then(outcome).map(|o| {
                 json!({
                     "outcome": o.name, "color": o.color, "meaning": o.meaning,
-                    "what_to_do": o.what_to_do, "since": s(&r[5]),
+                    "what_to_do": o.what_to_do, "since": r.since,
                 })
             });
-            let signals = n(&r[7]).map(|_| {
+            let signals = r.widget_visitors_30d.map(|_| {
                 json!({
-                    "widget_visitors_30d": n(&r[7]), "conversation_visitors_30d": n(&r[8]),
-                    "form_submits_30d": n(&r[9]), "widget_prior_23d": n(&r[10]),
-                    "widget_last_7d": n(&r[11]), "verdict": s(&r[12]), "detected_at": s(&r[6]),
+                    "widget_visitors_30d": r.widget_visitors_30d,
+                    "conversation_visitors_30d": r.conversation_visitors_30d,
+                    "form_submits_30d": r.form_submits_30d, "widget_prior_23d": r.widget_prior_23d,
+                    "widget_last_7d": r.widget_last_7d, "verdict": r.verdict,
+                    "detected_at": r.detected_at,
                 })
             });
             json!({
-                "client_id": s(&r[0]), "name": s(&r[1]), "client_type": s(&r[2]),
-                "enabled": bool::decode(&r[3]).unwrap_or(false),
-                "badge": badge, "signals": signals,
+                "client_id": r.client_id, "name": r.name, "client_type": r.client_type,
+                "enabled": r.enabled, "badge": badge, "signals": signals,
             })
         })
         .collect();

@@ -8,10 +8,11 @@ use serde::Deserialize;
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
 
 use delivery::run::{self, Limits, Scope};
-use platform::{auth, db, respond};
+use platform::db::{self, Db};
+use platform::{auth, respond};
 
 const MAX_IDS: usize = 1000;
 
@@ -70,19 +71,17 @@ fn join(ids: &[i64]) -> String {
 
 /// Unknown ids are a 404 and resolved ones a 400 (nothing to retry); dead
 /// letters among them go back in the queue.
-fn check_and_requeue(conn: &Connection, ids: &[i64]) -> Result<(), Response> {
+fn check_and_requeue(conn: &Db, ids: &[i64]) -> Result<(), Response> {
     let list = ParameterValue::Str(ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
-    let rows = conn
-        .query(
+    let found: Vec<(i64, String)> = conn
+        .rows::<delivery::run::Recorded>(
             "SELECT id, status FROM conversion_deliveries
               WHERE id = ANY (string_to_array($1::text, ',')::bigint[])",
             std::slice::from_ref(&list),
         )
-        .map_err(|e| respond::db_failure(&e.into(), ""))?;
-    let found: Vec<(i64, String)> = rows
-        .rows
-        .iter()
-        .filter_map(|r| Some((i64::decode(&r[0]).ok()?, String::decode(&r[1]).ok()?)))
+        .map_err(|e| respond::db_failure(&e, ""))?
+        .into_iter()
+        .map(|r| (r.id, r.status))
         .collect();
     let unknown: Vec<i64> = ids
         .iter()
@@ -111,11 +110,11 @@ fn check_and_requeue(conn: &Connection, ids: &[i64]) -> Result<(), Response> {
             Some("ids"),
         ));
     }
-    conn.query(
+    conn.execute(
         "SELECT id FROM requeue_dead_letters(string_to_array($1::text, ',')::bigint[])",
         &[list],
     )
-    .map_err(|e| respond::db_failure(&e.into(), ""))?;
+    .map_err(|e| respond::db_failure(&e, ""))?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::pg4::{DbValue, Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
 
 use platform::{auth, db, ids, respond};
 
@@ -16,11 +16,13 @@ const STATUSES: [&str; 4] = ["pending", "retrying", "resolved", "dead_letter"];
 const DESTINATIONS: [&str; 4] = ["meta_capi", "google_ec", "gtm_server", "webhook"];
 
 const LIST: &str = "
-SELECT d.id, d.client_id::text, d.destination, d.destination_id::text, c.name, c.config,
-       d.event_id, d.event_name, rfc3339(d.event_time), d.status, d.retry_count, d.max_retries,
-       rfc3339(d.next_retry_at), d.last_error, d.last_http_status, d.dead_letter_reason,
-       rfc3339(d.first_attempt_at), rfc3339(d.last_attempt_at), rfc3339(d.resolved_at),
-       rfc3339(d.created_at), d.event_payload, d.user_data, d.lead_id::text
+SELECT d.id, d.client_id, d.destination, d.destination_id, c.name AS destination_name,
+       c.config AS destination_config, d.event_id, d.event_name,
+       rfc3339(d.event_time) AS event_time, d.status, d.retry_count, d.max_retries,
+       rfc3339(d.next_retry_at) AS next_retry_at, d.last_error, d.last_http_status,
+       d.dead_letter_reason, rfc3339(d.first_attempt_at) AS first_attempt_at,
+       rfc3339(d.last_attempt_at) AS last_attempt_at, rfc3339(d.resolved_at) AS resolved_at,
+       rfc3339(d.created_at) AS created_at, d.event_payload, d.user_data, d.lead_id
   FROM conversion_deliveries d
   JOIN client_destinations c ON c.id = d.destination_id
  WHERE (($1::text IS NULL AND d.status <> 'resolved') OR d.status = $1::text)
@@ -32,7 +34,7 @@ SELECT d.id, d.client_id::text, d.destination, d.destination_id::text, c.name, c
 
 /// Counts per status under the same destination and client filters.
 const COUNTS: &str = "
-SELECT status, count(*) FROM conversion_deliveries
+SELECT status, count(*) AS n FROM conversion_deliveries
  WHERE ($1::text IS NULL OR destination = $1::text)
    AND ($2::text IS NULL OR client_id = $2::text::uuid)
  GROUP BY status";
@@ -112,34 +114,16 @@ fn opt(v: &Option<String>) -> ParameterValue {
         .unwrap_or(ParameterValue::DbNull)
 }
 
-fn item(r: &[DbValue]) -> Value {
-    let text = |i: usize| Option::<String>::decode(&r[i]).ok().flatten();
-    let config = Value::decode(&r[5]).unwrap_or(Value::Null);
-    json!({
-        "id": i64::decode(&r[0]).unwrap_or_default(),
-        "client_id": text(1),
-        "destination": text(2),
-        "destination_id": text(3),
-        "destination_name": text(4),
-        "destination_config": delivery::redact(&config),
-        "event_id": text(6),
-        "event_name": text(7),
-        "event_time": text(8),
-        "status": text(9),
-        "retry_count": i32::decode(&r[10]).unwrap_or_default(),
-        "max_retries": i32::decode(&r[11]).unwrap_or_default(),
-        "next_retry_at": text(12),
-        "last_error": text(13),
-        "last_http_status": Option::<i32>::decode(&r[14]).ok().flatten(),
-        "dead_letter_reason": text(15),
-        "first_attempt_at": text(16),
-        "last_attempt_at": text(17),
-        "resolved_at": text(18),
-        "created_at": text(19),
-        "event_payload": Value::decode(&r[20]).unwrap_or(Value::Null),
-        "user_data": Value::decode(&r[21]).unwrap_or(Value::Null),
-        "lead_id": text(22),
-    })
+/// A row of `LIST` as the list shows it: the destination's credentials redacted.
+fn item(mut row: Value) -> Value {
+    row["destination_config"] = delivery::redact(&row["destination_config"]);
+    row
+}
+
+#[derive(serde::Deserialize)]
+struct Count {
+    status: String,
+    n: i64,
 }
 
 #[http_component]
@@ -158,7 +142,7 @@ fn handle(req: Request) -> Response {
         Ok(c) => c,
         Err(e) => return respond::db_failure(&e, ""),
     };
-    let listed = conn.query(
+    let listed = conn.rows::<Value>(
         LIST,
         &[
             opt(&q.status),
@@ -170,14 +154,12 @@ fn handle(req: Request) -> Response {
             ParameterValue::Int64(q.limit + 1),
         ],
     );
-    let counted = conn.query(COUNTS, &[opt(&q.destination), opt(&q.client_id)]);
+    let counted = conn.rows::<Count>(COUNTS, &[opt(&q.destination), opt(&q.client_id)]);
     let (listed, counted) = match (listed, counted) {
         (Ok(l), Ok(c)) => (l, c),
-        (Err(e), _) | (_, Err(e)) => {
-            return respond::error(500, "database_error", &db::describe(&e))
-        }
+        (Err(e), _) | (_, Err(e)) => return respond::db_failure(&e, ""),
     };
-    let mut items: Vec<Value> = listed.rows.iter().map(|r| item(r)).collect();
+    let mut items: Vec<Value> = listed.into_iter().map(item).collect();
     let next_cursor = if items.len() as i64 > q.limit {
         items.truncate(q.limit as usize);
         items.last().map(|i| i["id"].to_string())
@@ -185,10 +167,8 @@ fn handle(req: Request) -> Response {
         None
     };
     let mut counts = json!({ "pending": 0, "retrying": 0, "resolved": 0, "dead_letter": 0 });
-    for r in &counted.rows {
-        if let (Ok(s), Ok(n)) = (String::decode(&r[0]), i64::decode(&r[1])) {
-            counts[s] = json!(n);
-        }
+    for c in counted {
+        counts[c.status] = json!(c.n);
     }
     respond::json(
         200,

@@ -14,14 +14,11 @@ fn handle(req: Request) -> Response {
         return respond::method_not_allowed(&["GET", "HEAD"]);
     }
     let started = std::time::Instant::now();
-    let database = db::connect().and_then(|conn| {
-        let rows = conn.query("SELECT 1", &[])?;
-        if rows.rows.len() == 1 {
-            Ok(())
-        } else {
-            Err(db::DbError::failed("SELECT 1 returned no row"))
-        }
-    });
+    let database =
+        db::connect().and_then(|conn| match conn.value::<i32>("SELECT 1 AS one", &[])? {
+            1 => Ok(()),
+            other => Err(db::DbError::failed(format!("SELECT 1 answered {other}"))),
+        });
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     match database {
         Ok(()) => respond::json(

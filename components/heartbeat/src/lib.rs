@@ -5,10 +5,9 @@
 //! `job_runs_retention_days`.
 
 use anyhow::Context;
-use serde_json::json;
-use spin_sdk::pg4::{Connection, Decode};
-
+use platform::db::Db;
 use platform::jobs::{self, Trigger};
+use serde_json::json;
 
 const JOB_NAME: &str = "heartbeat";
 
@@ -24,7 +23,7 @@ impl spin_cron::Guest for Heartbeat {
 
 spin_cron::export!(Heartbeat);
 
-fn tidy_job_runs(conn: &Connection) -> anyhow::Result<serde_json::Value> {
+fn tidy_job_runs(conn: &Db) -> anyhow::Result<serde_json::Value> {
     let stale_minutes = int_variable("job_stale_after_minutes")?;
     let retention_days = int_variable("job_runs_retention_days")?;
     let abandoned = conn
@@ -42,19 +41,12 @@ fn tidy_job_runs(conn: &Connection) -> anyhow::Result<serde_json::Value> {
             &[retention_days.into()],
         )
         .context("deleting old runs")?;
-    let partitions = conn
-        .query(
-            "SELECT ensure_session_events_partitions(now()::date, 3)",
+    let partitions_created: i32 = conn
+        .value(
+            "SELECT ensure_session_events_partitions(now()::date, 3) AS created",
             &[],
         )
         .context("creating event partitions")?;
-    let partitions_created = partitions
-        .rows
-        .first()
-        .and_then(|r| r.first())
-        .map(i32::decode)
-        .transpose()?
-        .unwrap_or(0);
     Ok(
         json!({ "abandoned": abandoned, "deleted": deleted, "partitions_created": partitions_created }),
     )

@@ -5,10 +5,11 @@
 //! rejected events), so a failure writes nothing.
 
 use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
 
 use ingest::client_ip::{self, IpStorage};
 use ingest::device::{parse_user_agent, Device, PARSER};
@@ -16,7 +17,8 @@ use ingest::sessions::{self, LastSession, Timed};
 use ingest::site::{self, Site};
 use ingest::{parse_batch, validate_event, EventRow, Rejection, RequestError};
 use platform::cors::{self, with_cors};
-use platform::{db, respond};
+use platform::db::{self, Db};
+use platform::respond;
 
 mod sql;
 
@@ -92,12 +94,26 @@ struct Client {
     cached_device: Option<Device>,
 }
 
+/// A row of `sql::CLIENT_AND_USER_AGENT`.
+#[derive(Deserialize)]
+struct ClientRow {
+    enabled: bool,
+    root_domain: Option<String>,
+    allow_localhost: bool,
+    device_type: Option<String>,
+    browser: Option<String>,
+    browser_version: Option<String>,
+    os: Option<String>,
+    os_version: Option<String>,
+    is_bot: bool,
+}
+
 fn load_client(
-    conn: &Connection,
+    conn: &Db,
     client_id: &str,
     user_agent: &str,
 ) -> Result<Option<Client>, db::DbError> {
-    let rows = conn.query(
+    let row: Option<ClientRow> = conn.row(
         sql::CLIENT_AND_USER_AGENT,
         &[
             ParameterValue::Str(client_id.to_string()),
@@ -105,28 +121,20 @@ fn load_client(
             ParameterValue::Str(PARSER.to_string()),
         ],
     )?;
-    let Some(row) = rows.rows.first() else {
-        return Ok(None);
-    };
-    let text = |i: usize| Option::<String>::decode(&row[i]).map_err(db::DbError::from);
-    let cached_device = match text(3)? {
-        Some(device_type) => Some(Device {
-            device_type,
-            browser: text(4)?,
-            browser_version: text(5)?,
-            os: text(6)?,
-            os_version: text(7)?,
-            is_bot: bool::decode(&row[8])?,
-        }),
-        None => None,
-    };
-    Ok(Some(Client {
-        enabled: bool::decode(&row[0])?,
+    Ok(row.map(|r| Client {
+        enabled: r.enabled,
         site: Site {
-            root_domain: text(1)?,
-            allow_localhost: bool::decode(&row[2])?,
+            root_domain: r.root_domain,
+            allow_localhost: r.allow_localhost,
         },
-        cached_device,
+        cached_device: r.device_type.map(|device_type| Device {
+            device_type,
+            browser: r.browser,
+            browser_version: r.browser_version,
+            os: r.os,
+            os_version: r.os_version,
+            is_bot: r.is_bot,
+        }),
     }))
 }
 
@@ -169,9 +177,9 @@ fn preflight(req: &Request) -> Response {
                 allow_localhost: true,
             }
             .allows_host(&host);
-            match conn.query(sql::ANY_CLIENT_FOR_ORIGIN, &[roots.into(), local.into()]) {
-                Ok(rows) => !rows.rows.is_empty(),
-                Err(e) => return respond::db_failure(&e.into(), ""),
+            match conn.value(sql::ANY_CLIENT_FOR_ORIGIN, &[roots.into(), local.into()]) {
+                Ok(allowed) => allowed,
+                Err(e) => return respond::db_failure(&e, ""),
             }
         }
     };
@@ -323,7 +331,7 @@ fn ingest(req: &Request) -> Response {
 /// of one visitor agree on the session, then writes.
 #[allow(clippy::too_many_arguments)]
 fn sessionize_and_write(
-    conn: &Connection,
+    conn: &Db,
     batch: &ingest::Batch,
     accepted: &[EventRow],
     rejected: &[Rejection],
@@ -332,26 +340,19 @@ fn sessionize_and_write(
     ip: Option<&str>,
     config: &Config,
 ) -> Result<Option<String>, db::DbError> {
-    conn.execute("BEGIN", &[])?;
-    let result = (|| {
-        let rows = conn.query(
+    conn.transaction(|conn| {
+        let last: Option<LastSessionRow> = conn.row(
             sql::LOCK_AND_LAST_SESSION,
             &[
                 ParameterValue::Str(batch.client_id.clone()),
                 ParameterValue::Str(batch.person_id.clone()),
             ],
         )?;
-        let last = match rows.rows.first() {
-            Some(r) => {
-                let micros = i64::decode(&r[1])?;
-                Some(LastSession {
-                    id: String::decode(&r[0])?,
-                    last_seen: DateTime::from_timestamp_micros(micros).unwrap_or_default(),
-                    utm_campaign: Option::<String>::decode(&r[2])?,
-                })
-            }
-            None => None,
-        };
+        let last = last.map(|r| LastSession {
+            id: r.session_id,
+            last_seen: DateTime::from_timestamp_micros(r.last_seen_us).unwrap_or_default(),
+            utm_campaign: r.utm_campaign,
+        });
         let timed: Vec<Timed> = accepted
             .iter()
             .map(|e| Timed {
@@ -373,24 +374,22 @@ fn sessionize_and_write(
             ip,
             config,
         )
-    })();
-    match result {
-        Ok(id) => {
-            conn.execute("COMMIT", &[])?;
-            Ok(id)
-        }
-        Err(e) => {
-            let _ = conn.execute("ROLLBACK", &[]);
-            Err(e)
-        }
-    }
+    })
+}
+
+/// A row of `sql::LOCK_AND_LAST_SESSION`.
+#[derive(Deserialize)]
+struct LastSessionRow {
+    session_id: String,
+    last_seen_us: i64,
+    utm_campaign: Option<String>,
 }
 
 /// One statement: the accepted events, their sessions, the rejected events.
 /// Returns the session of the latest event.
 #[allow(clippy::too_many_arguments)]
 fn write(
-    conn: &Connection,
+    conn: &Db,
     batch: &ingest::Batch,
     accepted: &[EventRow],
     session_ids: &[String],
@@ -425,7 +424,7 @@ fn write(
             .unwrap_or(ParameterValue::DbNull)
     };
     let jsonb = |v: &Value| ParameterValue::Jsonb(serde_json::to_vec(v).unwrap_or_default());
-    conn.query(
+    conn.execute(
         sql::WRITE_BATCH,
         &[
             jsonb(&Value::Array(events)),

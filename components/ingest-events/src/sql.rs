@@ -3,7 +3,8 @@
 /// The client, and the cached parse of a user agent (`$2`) by parser `$3`.
 pub const CLIENT_AND_USER_AGENT: &str = "
 SELECT c.enabled, c.root_domain, c.allow_localhost,
-       u.device_type, u.browser, u.browser_version, u.os, u.os_version, coalesce(u.is_bot, false)
+       u.device_type, u.browser, u.browser_version, u.os, u.os_version,
+       coalesce(u.is_bot, false) AS is_bot
   FROM clients c
   LEFT JOIN user_agents u ON u.user_agent = $2::text AND u.parser = $3::text
  WHERE c.id = $1::text::uuid";
@@ -11,12 +12,13 @@ SELECT c.enabled, c.root_domain, c.allow_localhost,
 /// Is there an enabled client for an origin? `$1`: the candidate root domains
 /// of the origin's host; `$2`: whether the host is local.
 pub const ANY_CLIENT_FOR_ORIGIN: &str = "
-SELECT 1 FROM clients
- WHERE enabled AND (root_domain = ANY($1::text[]) OR ($2::bool AND allow_localhost))
- LIMIT 1";
+SELECT EXISTS (
+       SELECT 1 FROM clients
+        WHERE enabled AND (root_domain = ANY($1::text[]) OR ($2::bool AND allow_localhost))) AS allowed";
 
-/// Locks the visitor for sessionization and returns their latest session:
-/// id, last seen (µs since the epoch), campaign (migrations/V4).
+/// Locks the visitor for sessionization and returns their latest session, if
+/// any: `session_id`, `last_seen_us` (µs since the epoch), `utm_campaign`
+/// (migrations/V4).
 pub const LOCK_AND_LAST_SESSION: &str =
     "SELECT * FROM lock_visitor_last_session($1::text::uuid, $2::text)";
 

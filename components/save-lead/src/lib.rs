@@ -10,10 +10,11 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
 
 use delivery::bisect::EventOutcome;
 use delivery::run;
@@ -24,8 +25,9 @@ use leads::geo::{self, IpLocation};
 use leads::lead::{self, LeadError};
 use leads::{conversions, ip_api, ip_scope, normalize};
 use platform::cors::{self, with_cors};
+use platform::db::{self, Db};
 use platform::outbound::{self, HttpRequest};
-use platform::{db, respond};
+use platform::respond;
 
 mod sql;
 
@@ -131,13 +133,31 @@ struct Destination {
     config: Value,
 }
 
-fn load_client(conn: &Connection, client_id: &str) -> Result<Option<Client>, db::DbError> {
-    let rows = conn.query(sql::CLIENT, &[ParameterValue::Str(client_id.to_string())])?;
-    let Some(row) = rows.rows.first() else {
-        return Ok(None);
-    };
-    let destinations = match Value::decode(&row[5])? {
-        Value::Array(items) => items
+/// A row of `sql::CLIENT`.
+#[derive(Deserialize)]
+struct ClientRow {
+    enabled: bool,
+    root_domain: Option<String>,
+    allow_localhost: bool,
+    lead_contact_required: bool,
+    default_country: Option<String>,
+    destinations: Vec<Value>,
+    remote_paused_for: Option<f64>,
+}
+
+fn load_client(conn: &Db, client_id: &str) -> Result<Option<Client>, db::DbError> {
+    let row: Option<ClientRow> =
+        conn.row(sql::CLIENT, &[ParameterValue::Str(client_id.to_string())])?;
+    Ok(row.map(|r| Client {
+        enabled: r.enabled,
+        site: Site {
+            root_domain: r.root_domain,
+            allow_localhost: r.allow_localhost,
+        },
+        contact_required: r.lead_contact_required,
+        default_country: r.default_country,
+        destinations: r
+            .destinations
             .into_iter()
             .filter_map(|d| {
                 Some(Destination {
@@ -147,18 +167,7 @@ fn load_client(conn: &Connection, client_id: &str) -> Result<Option<Client>, db:
                 })
             })
             .collect(),
-        _ => Vec::new(),
-    };
-    Ok(Some(Client {
-        enabled: bool::decode(&row[0])?,
-        site: Site {
-            root_domain: Option::<String>::decode(&row[1])?,
-            allow_localhost: bool::decode(&row[2])?,
-        },
-        contact_required: bool::decode(&row[3])?,
-        default_country: Option::<String>::decode(&row[4])?,
-        destinations,
-        remote_paused_for: Option::<f64>::decode(&row[6])?,
+        remote_paused_for: r.remote_paused_for,
     }))
 }
 
@@ -185,10 +194,10 @@ fn preflight(req: &Request) -> Response {
     }
     .allows_host(&host);
     let roots = site::candidate_roots(&host);
-    match conn.query(sql::ANY_CLIENT_FOR_ORIGIN, &[roots.into(), local.into()]) {
-        Ok(rows) if !rows.rows.is_empty() => {}
-        Ok(_) => return refused(),
-        Err(e) => return respond::db_failure(&db::DbError::from(e), "the lead was not stored"),
+    match conn.value(sql::ANY_CLIENT_FOR_ORIGIN, &[roots.into(), local.into()]) {
+        Ok(true) => {}
+        Ok(false) => return refused(),
+        Err(e) => return respond::db_failure(&e, "the lead was not stored"),
     }
     cors::preflight_allowed(&origin)
 }
@@ -370,7 +379,7 @@ fn save(req: &Request) -> Response {
     let lease_secs =
         (config.inline_timeout.as_secs() as i32 + 1) * (deliveries.len() as i32 + 1) + 30;
     let jsonb = |v: &Value| ParameterValue::Jsonb(serde_json::to_vec(v).unwrap_or_default());
-    let saved = conn.query(
+    let saved: Result<SavedRow, _> = conn.one(
         sql::SAVE_LEAD,
         &[
             jsonb(&row),
@@ -379,17 +388,11 @@ fn save(req: &Request) -> Response {
             ParameterValue::Int32(lease_secs),
         ],
     );
-    let (stored_id, created, queued) = match saved.map_err(db::DbError::from).and_then(|rows| {
-        let r = rows
-            .rows
-            .first()
-            .ok_or_else(|| db::DbError::failed("save_lead returned no row"))?;
-        Ok((
-            String::decode(&r[0])?,
-            bool::decode(&r[1])?,
-            Value::decode(&r[2])?,
-        ))
-    }) {
+    let SavedRow {
+        lead_id: stored_id,
+        created,
+        queued,
+    } = match saved {
         Ok(v) => v,
         Err(e) => return with_cors(respond::db_failure(&e, "the lead was not stored"), cors),
     };
@@ -442,10 +445,18 @@ fn save(req: &Request) -> Response {
     )
 }
 
+/// A row of `sql::SAVE_LEAD`.
+#[derive(Deserialize)]
+struct SavedRow {
+    lead_id: String,
+    created: bool,
+    queued: Value,
+}
+
 /// Looks the IP up with each configured provider until one finds it. Returns
 /// the location and a report of what was tried (kept with the lead).
 fn locate(
-    conn: &Connection,
+    conn: &Db,
     ip: Option<IpAddr>,
     config: &Config,
     remote_paused_for: Option<f64>,
@@ -483,28 +494,16 @@ fn locate(
     (None, json!({ "outcome": "not_found", "tried": tried }))
 }
 
-fn embedded_lookup(conn: &Connection, ip: IpAddr) -> Result<Option<IpLocation>, String> {
-    let rows = conn
-        .query(sql::EMBEDDED_LOOKUP, &[ParameterValue::Str(ip.to_string())])
-        .map_err(|e| db::describe(&e))?;
-    let Some(r) = rows.rows.first() else {
-        return Ok(None);
-    };
-    let text = |i: usize| Option::<String>::decode(&r[i]).map_err(|e| e.to_string());
-    Ok(Some(IpLocation {
-        country_code: text(0)?,
-        region_code: text(1)?,
-        region_name: text(2)?,
-        city: text(3)?,
-        zip: text(4)?,
-    }))
+fn embedded_lookup(conn: &Db, ip: IpAddr) -> Result<Option<IpLocation>, String> {
+    conn.row(sql::EMBEDDED_LOOKUP, &[ParameterValue::Str(ip.to_string())])
+        .map_err(|e| e.to_string())
 }
 
 /// The remote provider, bounded by its timeout. A 429 pauses it for everyone
 /// (for `Retry-After` or `geo_remote_pause_seconds`), so a rate limit costs
 /// one slow request rather than one per lead.
 fn remote_lookup(
-    conn: &Connection,
+    conn: &Db,
     ip: IpAddr,
     config: &Config,
     paused_for: Option<f64>,
@@ -550,7 +549,7 @@ fn remote_lookup(
 /// the outcomes are recorded in one statement.
 #[allow(clippy::too_many_arguments)]
 fn deliver_inline(
-    conn: &Connection,
+    conn: &Db,
     lease_owner: &str,
     attempts: &[(i64, String)],
     queued: &HashMap<String, (Kind, conversions::Queued)>,
@@ -595,7 +594,7 @@ fn deliver_inline(
         summary.push((*delivery_id, kind.as_str(), name));
     }
     let recorded: HashMap<i64, String> = conn
-        .query(
+        .rows::<run::Recorded>(
             sql::RECORD_OUTCOMES,
             &[
                 ParameterValue::Str(lease_owner.to_string()),
@@ -604,18 +603,10 @@ fn deliver_inline(
                 ),
             ],
         )
-        .map(|rows| {
-            rows.rows
-                .iter()
-                .filter_map(|r| Some((i64::decode(&r[0]).ok()?, String::decode(&r[1]).ok()?)))
-                .collect()
-        })
+        .map(|rows| rows.into_iter().map(|r| (r.id, r.status)).collect())
         .unwrap_or_else(|e| {
             // The rows stay leased and queued; the retry run takes them when the lease ends.
-            eprintln!(
-                "save-lead: recording delivery outcomes failed: {}",
-                db::describe(&e)
-            );
+            eprintln!("save-lead: recording delivery outcomes failed: {e}");
             HashMap::new()
         });
     summary

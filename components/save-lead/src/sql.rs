@@ -15,13 +15,13 @@ SELECT c.enabled, c.root_domain, c.allow_localhost, c.lead_contact_required, c.d
 /// Is there an enabled client for an origin? `$1`: the candidate root domains
 /// of the origin's host; `$2`: whether the host is local.
 pub const ANY_CLIENT_FOR_ORIGIN: &str = "
-SELECT 1 FROM clients
- WHERE enabled AND (root_domain = ANY($1::text[]) OR ($2::bool AND allow_localhost))
- LIMIT 1";
+SELECT EXISTS (
+       SELECT 1 FROM clients
+        WHERE enabled AND (root_domain = ANY($1::text[]) OR ($2::bool AND allow_localhost))) AS allowed";
 
 /// The embedded IP-to-city database (migrations/V6).
 pub const EMBEDDED_LOOKUP: &str = "
-SELECT country_code, region_code, region_name, city, postal_code FROM geoip_lookup($1::text::inet)";
+SELECT country_code, region_code, region_name, city, postal_code AS zip FROM geoip_lookup($1::text::inet)";
 
 /// Pauses the remote provider for `$1` seconds after a 429.
 pub const PAUSE_REMOTE: &str = "

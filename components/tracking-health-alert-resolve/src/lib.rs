@@ -5,7 +5,7 @@
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::pg4::{Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
 
 use health_checks::{send_notifications, Webhook};
 use platform::{auth, db, respond};
@@ -39,24 +39,28 @@ fn handle(req: Request) -> Response {
         Err(e) => return respond::db_failure(&e, ""),
     };
     let by = caller.subject.unwrap_or_else(|| "admin".into());
-    let rows = match conn.query(
+    #[derive(serde::Deserialize)]
+    struct Resolved {
+        was_open: bool,
+    }
+    let resolved = match conn.row::<Resolved>(
         "SELECT was_open FROM resolve_tracking_health_alert($1::int8, $2::text)",
         &[ParameterValue::Int64(id), ParameterValue::Str(by)],
     ) {
         Ok(r) => r,
-        Err(e) => return respond::error(500, "database_error", &db::describe(&e)),
+        Err(e) => return respond::db_failure(&e, ""),
     };
-    match rows.rows.first().map(|r| bool::decode(&r[0]).ok()) {
+    match resolved.map(|r| r.was_open) {
         None => respond::json(
             404,
             &respond::error_body("unknown_alert", &format!("no alert {id}"), Some("id")),
         ),
-        Some(Some(false)) => respond::error(
+        Some(false) => respond::error(
             409,
             "already_resolved",
             &format!("alert {id} is already resolved"),
         ),
-        Some(_) => {
+        Some(true) => {
             let notified = send_notifications(&conn, &Webhook::from_variables())
                 .map(|s| json!({ "sent": s.sent, "waiting": s.failed }))
                 .unwrap_or_else(|e| json!({ "error": format!("{e:#}") }));

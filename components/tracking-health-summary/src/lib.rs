@@ -5,43 +5,52 @@
 //! and p50/p90/p99 latency, and ingest volume over 24 h against the same
 //! hours a week before.
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::pg4::{Connection, DbValue, Decode};
 
 use health_checks::{status, Thresholds};
-use platform::{auth, db, respond};
+use platform::db::{self, Db};
+use platform::{auth, respond};
 
 /// A check older than this means the monitor itself is not running.
 const STALE_AFTER_MINUTES: f64 = 45.0;
 
 const LAST_CHECK: &str = "
-SELECT rfc3339(checked_at), extract(epoch FROM now() - checked_at)::float8 / 60, results
+SELECT rfc3339(checked_at) AS checked_at,
+       extract(epoch FROM now() - checked_at)::float8 / 60 AS age_minutes, results
   FROM tracking_health_checks ORDER BY checked_at DESC LIMIT 1";
 
 const OPEN_ALERTS: &str = "
-SELECT id, alert_type, scope, severity, message, metric_value, threshold, rfc3339(created_at),
-       rfc3339(last_seen_at)
+SELECT id, alert_type, scope, severity, message, metric_value, threshold,
+       rfc3339(created_at) AS created_at, rfc3339(last_seen_at) AS last_seen_at
   FROM tracking_health_alerts WHERE resolved_at IS NULL
  ORDER BY severity = 'critical' DESC, created_at";
 
 /// migrations/V11: per destination over 24 h.
 const DESTINATIONS: &str = "
-SELECT destination_id::text, destination, attempts, success_rate, p50, p90, p99
+SELECT destination_id, destination, attempts, success_rate,
+       jsonb_build_object('p50', p50, 'p90', p90, 'p99', p99) AS latency_ms
   FROM destination_delivery_stats_24h() ORDER BY attempts DESC";
 
 const INGEST: &str = "
-SELECT (SELECT count(*) FROM session_events WHERE received_at > now() - interval '24 hours'),
+SELECT (SELECT count(*) FROM session_events WHERE received_at > now() - interval '24 hours') AS today,
        (SELECT count(*) FROM session_events
-         WHERE received_at > now() - interval '8 days' AND received_at <= now() - interval '7 days')";
+         WHERE received_at > now() - interval '8 days' AND received_at <= now() - interval '7 days')
+       AS week_ago";
 
-fn text(r: &[DbValue], i: usize) -> Option<String> {
-    Option::<String>::decode(&r[i]).ok().flatten()
+#[derive(Deserialize)]
+struct LastCheck {
+    checked_at: Option<String>,
+    age_minutes: Option<f64>,
+    results: Value,
 }
 
-fn float(r: &[DbValue], i: usize) -> Option<f64> {
-    Option::<f64>::decode(&r[i]).ok().flatten()
+#[derive(Deserialize)]
+struct Ingest {
+    today: i64,
+    week_ago: i64,
 }
 
 fn colour(status: &str) -> &'static str {
@@ -53,14 +62,9 @@ fn colour(status: &str) -> &'static str {
     }
 }
 
-fn summary(conn: &Connection, t: &Thresholds) -> Result<Value, db::DbError> {
-    let last = conn.query(LAST_CHECK, &[])?;
-    let (last_check, age_minutes, metrics) = match last.rows.first() {
-        Some(r) => (
-            text(r, 0),
-            float(r, 1),
-            Value::decode(&r[2]).unwrap_or(Value::Null),
-        ),
+fn summary(conn: &Db, t: &Thresholds) -> Result<Value, db::DbError> {
+    let (last_check, age_minutes, metrics) = match conn.row::<LastCheck>(LAST_CHECK, &[])? {
+        Some(r) => (r.checked_at, r.age_minutes, r.results),
         None => (None, None, Value::Null),
     };
     let metrics: Vec<Value> = metrics
@@ -76,43 +80,21 @@ fn summary(conn: &Connection, t: &Thresholds) -> Result<Value, db::DbError> {
             })
         })
         .collect();
-    let alerts: Vec<Value> = conn
-        .query(OPEN_ALERTS, &[])?
-        .rows
-        .iter()
-        .map(|r| {
-            json!({
-                "id": i64::decode(&r[0]).ok(), "alert_type": text(r, 1), "scope": text(r, 2),
-                "severity": text(r, 3), "message": text(r, 4), "metric_value": float(r, 5),
-                "threshold": float(r, 6), "created_at": text(r, 7), "last_seen_at": text(r, 8),
-            })
-        })
-        .collect();
+    let alerts: Vec<Value> = conn.rows(OPEN_ALERTS, &[])?;
     let destinations: Vec<Value> = conn
-        .query(DESTINATIONS, &[])?
-        .rows
-        .iter()
-        .map(|r| {
-            let rate = float(r, 3);
-            json!({
-                "destination_id": text(r, 0), "destination": text(r, 1),
-                "attempts": i64::decode(&r[2]).ok(), "success_rate": rate,
-                "colour": match rate { Some(x) if x >= 0.99 => "green", Some(x) if x >= 0.95 => "yellow", Some(_) => "red", None => "grey" },
-                "latency_ms": { "p50": float(r, 4), "p90": float(r, 5), "p99": float(r, 6) },
-            })
+        .rows::<Value>(DESTINATIONS, &[])?
+        .into_iter()
+        .map(|mut d| {
+            d["colour"] = json!(match d["success_rate"].as_f64() {
+                Some(x) if x >= 0.99 => "green",
+                Some(x) if x >= 0.95 => "yellow",
+                Some(_) => "red",
+                None => "grey",
+            });
+            d
         })
         .collect();
-    let ingest = conn.query(INGEST, &[])?;
-    let (today, week_ago) = ingest
-        .rows
-        .first()
-        .map(|r| {
-            (
-                i64::decode(&r[0]).unwrap_or(0),
-                i64::decode(&r[1]).unwrap_or(0),
-            )
-        })
-        .unwrap_or_default();
+    let Ingest { today, week_ago } = conn.one(INGEST, &[])?;
 
     let has = |sev: &str| alerts.iter().any(|a| a["severity"] == sev);
     let stale = age_minutes.is_none_or(|m| m > STALE_AFTER_MINUTES);

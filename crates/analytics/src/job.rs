@@ -9,8 +9,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, PgError};
+use spin_sdk::pg4::ParameterValue;
+
+use platform::db::Db;
 
 /// The job name in `job_runs`, and its lock.
 pub const JOB_NAME: &str = "analytics-rollup";
@@ -60,16 +63,6 @@ fn text(v: impl ToString) -> ParameterValue {
     ParameterValue::Str(v.to_string())
 }
 
-fn one<T: Decode>(conn: &Connection, sql: &str, params: &[ParameterValue]) -> Result<T> {
-    let rows = conn.query(sql, params)?;
-    let v = rows
-        .rows
-        .first()
-        .and_then(|r| r.first())
-        .context("the statement returned no row")?;
-    Ok(T::decode(v)?)
-}
-
 fn parse_day(s: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| format!("{s:?} is not a date"))
 }
@@ -92,11 +85,8 @@ struct Rolled {
 }
 
 /// A text[] column, its NULLs left out.
-fn texts(v: &DbValue) -> Result<Vec<String>> {
-    Ok(Vec::<Option<String>>::decode(v)?
-        .into_iter()
-        .flatten()
-        .collect())
+fn texts(v: Option<Vec<Option<String>>>) -> Vec<String> {
+    v.into_iter().flatten().flatten().collect()
 }
 
 /// Adds to `due` the days of `items`, "YYYY-MM-DD zone" each, as the SQL
@@ -117,26 +107,29 @@ fn add_days(due: &mut DueDays, items: &[String]) -> Result<()> {
 /// in ascending date order, one transaction per date. `recut` (the backfill)
 /// also cuts again, in its zone of now, the day of a client whose row for it
 /// was cut in a zone it has left.
-fn roll_up(conn: &Connection, due: DueDays, recut: bool) -> Result<Rolled> {
+fn roll_up(conn: &Db, due: DueDays, recut: bool) -> Result<Rolled> {
+    #[derive(Deserialize)]
+    struct Day {
+        rolled_zones: Option<Vec<Option<String>>>,
+        purged_zones: Option<Vec<Option<String>>>,
+        clients: i64,
+        stale_days: Option<Vec<Option<String>>>,
+    }
     let mut out = Rolled::default();
     let mut queue = due;
     while let Some((day, zones)) = queue.pop_first() {
         let zones: Vec<String> = zones.into_iter().collect();
         let started = Instant::now();
-        let r = conn
-            .query(
+        let row: Day = conn
+            .one(
                 "SELECT rolled_zones, purged_zones, clients, stale_days
                    FROM analytics_rollup_day($1, $2, $3)",
                 &[day.into(), zones.clone().into(), recut.into()],
             )
             .with_context(|| format!("rolling up {day} ({})", zones.join(", ")))?;
-        let row = r
-            .rows
-            .first()
-            .context("analytics_rollup_day returned no row")?;
-        let rolled = texts(&row[0])?;
+        let rolled = texts(row.rolled_zones);
         out.purged
-            .extend(texts(&row[1])?.iter().map(|z| format!("{day} {z}")));
+            .extend(texts(row.purged_zones).iter().map(|z| format!("{day} {z}")));
         if rolled.is_empty() {
             continue;
         }
@@ -145,10 +138,10 @@ fn roll_up(conn: &Connection, due: DueDays, recut: bool) -> Result<Rolled> {
             "time_zones": rolled,
             "ms": ms(started),
         }));
-        out.stats_rows += i64::decode(&row[2])?;
+        out.stats_rows += row.clients;
         // Later days only (the function returns no others), so the queue
         // keeps moving forward.
-        add_days(&mut queue, &texts(&row[3])?)?;
+        add_days(&mut queue, &texts(row.stale_days))?;
     }
     Ok(out)
 }
@@ -156,7 +149,7 @@ fn roll_up(conn: &Connection, due: DueDays, recut: bool) -> Result<Rolled> {
 /// Refreshes the visibility map of `widget_daily_stats` after a rollup, so
 /// the read API's sums stay index-only scans (autovacuum may not come by for
 /// weeks: a night changes a fraction of a percent of the table).
-fn vacuum_stats(conn: &Connection) -> Result<()> {
+fn vacuum_stats(conn: &Db) -> Result<()> {
     conn.execute("VACUUM widget_daily_stats", &[])
         .context("vacuuming widget_daily_stats")?;
     Ok(())
@@ -167,14 +160,19 @@ fn vacuum_stats(conn: &Connection) -> Result<()> {
 /// run, and every earlier day with events received since (late events); moves
 /// the watermark, then applies retention. Days older than the raw-event
 /// retention are never recomputed: their events may be gone.
-pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result<Value> {
+pub fn nightly(conn: &Db, as_of: DateTime<Utc>, r: &Retention) -> Result<Value> {
+    #[derive(Deserialize)]
+    struct Due {
+        day: NaiveDate,
+        zones: Option<Vec<Option<String>>>,
+    }
     let today = as_of.date_naive();
     let oldest = today - Duration::days(r.raw_event_days);
     let started = Instant::now();
     // The cut, as text so it round-trips exactly.
-    let cut: String = one(conn, "SELECT now()::text", &[])?;
-    let rows = conn
-        .query(
+    let cut: String = conn.value("SELECT now()::text AS cut", &[])?;
+    let rows: Vec<Due> = conn
+        .rows(
             "SELECT d.day, d.zones
                FROM analytics_due_days(
                     (SELECT received_until FROM analytics_rollup_state) - make_interval(mins => $2::int4),
@@ -187,13 +185,12 @@ pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result
         .context("finding the days to roll up")?;
     let mut due = DueDays::new();
     let mut too_old = Vec::new();
-    for row in &rows.rows {
-        let day = NaiveDate::decode(&row[0])?;
-        if day < oldest {
-            too_old.push(day.to_string());
+    for row in rows {
+        if row.day < oldest {
+            too_old.push(row.day.to_string());
             continue;
         }
-        due.entry(day).or_default().extend(texts(&row[1])?);
+        due.entry(row.day).or_default().extend(texts(row.zones));
     }
     let finding_ms = ms(started);
     let rolled = roll_up(conn, due, false)?;
@@ -223,11 +220,18 @@ pub fn nightly(conn: &Connection, as_of: DateTime<Utc>, r: &Retention) -> Result
 
 /// Recomputes the rollups of the dates `from..=to` (already validated) in
 /// every client time zone where the date has ended.
-pub fn backfill(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Value> {
+pub fn backfill(conn: &Db, from: NaiveDate, to: NaiveDate) -> Result<Value> {
+    #[derive(Deserialize)]
+    struct ZoneDay {
+        day: NaiveDate,
+        time_zone: String,
+        ended: bool,
+    }
     let started = Instant::now();
-    let rows = conn
-        .query(
-            "SELECT d::date, z.time_zone, analytics_day_start(z.time_zone, d::date + 1) <= now()
+    let rows: Vec<ZoneDay> = conn
+        .rows(
+            "SELECT d::date AS day, z.time_zone,
+                    analytics_day_start(z.time_zone, d::date + 1) <= now() AS ended
                FROM generate_series($1::date, $2::date, interval '1 day') d,
                     (SELECT DISTINCT time_zone FROM clients) z
               ORDER BY 1, 2",
@@ -236,13 +240,11 @@ pub fn backfill(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Val
         .context("listing the days")?;
     let mut due = DueDays::new();
     let mut not_ended = Vec::new();
-    for row in &rows.rows {
-        let day = NaiveDate::decode(&row[0])?;
-        let zone = String::decode(&row[1])?;
-        if bool::decode(&row[2])? {
-            due.entry(day).or_default().insert(zone);
+    for row in rows {
+        if row.ended {
+            due.entry(row.day).or_default().insert(row.time_zone);
         } else {
-            not_ended.push(format!("{day} {zone}"));
+            not_ended.push(format!("{} {}", row.day, row.time_zone));
         }
     }
     let rolled = roll_up(conn, due, true)?;
@@ -256,14 +258,10 @@ pub fn backfill(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Val
 }
 
 /// Calls a one-batch delete function until a batch comes back short.
-fn in_batches(conn: &Connection, sql: &str, before: &str, batch: i64) -> Result<i64> {
+fn in_batches(conn: &Db, sql: &str, before: &str, batch: i64) -> Result<i64> {
     let mut total = 0;
     loop {
-        let n: i64 = one(
-            conn,
-            sql,
-            &[text(before), ParameterValue::Int32(batch as i32)],
-        )?;
+        let n: i64 = conn.value(sql, &[text(before), ParameterValue::Int32(batch as i32)])?;
         total += n;
         if n < batch {
             return Ok(total);
@@ -273,12 +271,17 @@ fn in_batches(conn: &Connection, sql: &str, before: &str, batch: i64) -> Result<
 
 /// Deletes expired sessions in batches, walking the clients in id order
 /// (each batch continues from the client the previous one ended on).
-fn expired_sessions(conn: &Connection, before: &str, batch: i64) -> Result<i64> {
+fn expired_sessions(conn: &Db, before: &str, batch: i64) -> Result<i64> {
+    #[derive(Deserialize)]
+    struct Batch {
+        deleted: i64,
+        next_client: Option<String>,
+    }
     let mut total = 0;
     let mut from = "00000000-0000-0000-0000-000000000000".to_string();
     loop {
-        let r = conn.query(
-            "SELECT deleted, next_client::text
+        let r: Batch = conn.one(
+            "SELECT deleted, next_client::text AS next_client
                FROM analytics_delete_expired_sessions($1::text::timestamptz, $2, $3::text::uuid)",
             &[
                 text(before),
@@ -286,11 +289,9 @@ fn expired_sessions(conn: &Connection, before: &str, batch: i64) -> Result<i64> 
                 text(&from),
             ],
         )?;
-        let row = r.rows.first().context("the statement returned no row")?;
-        let n = i64::decode(&row[0])?;
-        total += n;
-        match Option::<String>::decode(&row[1])? {
-            Some(next) if n >= batch => from = next,
+        total += r.deleted;
+        match r.next_client {
+            Some(next) if r.deleted >= batch => from = next,
             _ => return Ok(total),
         }
     }
@@ -298,24 +299,24 @@ fn expired_sessions(conn: &Connection, before: &str, batch: i64) -> Result<i64> 
 
 /// The expired event partitions: (name, droppable, the local days
 /// ("YYYY-MM-DD zone") with events whose rollup is missing).
-fn expired_partitions(conn: &Connection, cutoff: &str) -> Result<Vec<(String, bool, Vec<String>)>> {
-    let rows = conn
-        .query(
+fn expired_partitions(conn: &Db, cutoff: &str) -> Result<Vec<(String, bool, Vec<String>)>> {
+    #[derive(Deserialize)]
+    struct Partition {
+        partition_name: String,
+        droppable: bool,
+        unrolled_days: Option<Vec<Option<String>>>,
+    }
+    let rows: Vec<Partition> = conn
+        .rows(
             "SELECT partition_name, droppable, unrolled_days
                FROM analytics_expired_event_partitions($1::text::timestamptz)",
             &[text(cutoff)],
         )
         .context("listing expired partitions")?;
-    rows.rows
-        .iter()
-        .map(|row| {
-            Ok((
-                String::decode(&row[0])?,
-                bool::decode(&row[1])?,
-                texts(&row[2])?,
-            ))
-        })
-        .collect()
+    Ok(rows
+        .into_iter()
+        .map(|p| (p.partition_name, p.droppable, texts(p.unrolled_days)))
+        .collect())
 }
 
 /// Retention after the rollup: drops the event partitions entirely past the
@@ -323,7 +324,7 @@ fn expired_partitions(conn: &Connection, cutoff: &str) -> Result<Vec<(String, bo
 /// (rolling up first any that is not), deletes the default partition's
 /// expired events of rolled-up days, expired sessions and visitors (and
 /// daily stats when a period is set) in batches, each its own transaction.
-pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<Value> {
+pub fn retention(conn: &Db, today: NaiveDate, r: &Retention) -> Result<Value> {
     let raw_cutoff = today - Duration::days(r.raw_event_days);
     let session_cutoff = today - Duration::days(r.session_days);
     let raw_cutoff_ts = format!("{raw_cutoff} 00:00:00+00");
@@ -352,9 +353,8 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
             }));
             continue;
         }
-        match one::<i64>(
-            conn,
-            "SELECT analytics_drop_event_partition($1)",
+        match conn.value::<i64>(
+            "SELECT analytics_drop_event_partition($1) AS events",
             &[text(&name)],
         ) {
             Ok(n) => {
@@ -362,19 +362,13 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
                 dropped.push(json!({ "partition": name, "events": n }));
             }
             // A lock timeout (a long reader): tomorrow's run tries again.
-            Err(e) => {
-                let reason = match e.downcast_ref::<PgError>() {
-                    Some(pg) => platform::db::describe(pg),
-                    None => format!("{e:#}"),
-                };
-                kept.push(json!({ "partition": name, "reason": reason }))
-            }
+            Err(e) => kept.push(json!({ "partition": name, "reason": e.to_string() })),
         }
     }
     let partitions_ms = ms(partitions_started);
     let default_events = in_batches(
         conn,
-        "SELECT analytics_delete_expired_default_events($1::text::timestamptz, $2)",
+        "SELECT analytics_delete_expired_default_events($1::text::timestamptz, $2) AS deleted",
         &raw_cutoff_ts,
         r.batch_size,
     )
@@ -385,7 +379,7 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
     let sessions_ms = ms(sessions_started);
     let visitors = in_batches(
         conn,
-        "SELECT analytics_delete_expired_visitors($1::text::date, $2)",
+        "SELECT analytics_delete_expired_visitors($1::text::date, $2) AS deleted",
         &session_cutoff.to_string(),
         r.batch_size,
     )
@@ -394,7 +388,7 @@ pub fn retention(conn: &Connection, today: NaiveDate, r: &Retention) -> Result<V
         None => 0,
         Some(days) => in_batches(
             conn,
-            "SELECT analytics_delete_expired_stats($1::text::date, $2)",
+            "SELECT analytics_delete_expired_stats($1::text::date, $2) AS deleted",
             &(today - Duration::days(days)).to_string(),
             r.batch_size,
         )

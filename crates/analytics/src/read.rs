@@ -10,11 +10,13 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use chrono_tz::Tz;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use spin_sdk::http::{Method, Request, Response};
-use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
 
-use platform::{auth, db, respond};
+use platform::db::{self, Db};
+use platform::{auth, respond};
 
 use crate::cursor::{self, Position};
 use crate::params::{self, Endpoint, Query};
@@ -79,21 +81,10 @@ fn opt_text(v: Option<&str>) -> ParameterValue {
     v.map(text).unwrap_or(ParameterValue::DbNull)
 }
 
-fn first_text(
-    conn: &Connection,
-    sql: &str,
-    params: &[ParameterValue],
-) -> Result<Option<String>, db::DbError> {
-    let rows = conn.query(sql, params)?;
-    Ok(rows
-        .rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(|v| Option::<String>::decode(v).ok().flatten()))
-}
-
-fn parse_json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or(Value::Null)
+/// A client's reporting time zone.
+#[derive(Deserialize)]
+struct Zone {
+    time_zone: String,
 }
 
 /// Serves `endpoint`: method, authentication, ownership, parameters, query.
@@ -129,12 +120,11 @@ pub fn serve(req: Request, endpoint: Endpoint) -> Response {
         Err(e) => return respond::db_failure(&e, ""),
     };
     // The client's reporting time zone (and whether the client exists).
-    let zone = match first_text(
-        &conn,
+    let zone = match conn.row::<Zone>(
         "SELECT time_zone FROM clients WHERE id = $1::text::uuid",
         &[text(&client_id)],
     ) {
-        Ok(Some(zone)) => zone,
+        Ok(Some(zone)) => zone.time_zone,
         Ok(None) => return unknown_client(&client_id),
         Err(e) => return respond::db_failure(&e, ""),
     };
@@ -221,15 +211,14 @@ fn change_pct(current: &Value, previous: &Value) -> Value {
 /// days (`analytics_client_days`, inlined by the planner).
 const DAYS: &str = "analytics_client_days($1::text::uuid, $2::text::date, $3::text::date)";
 
-fn summary(conn: &Connection, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
+fn summary(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
     let (pf, pt) = q.previous();
     let sql = format!(
         "SELECT jsonb_build_array(
                     (SELECT {TOTALS} FROM {DAYS} s),
-                    (SELECT {TOTALS} FROM analytics_client_days($1::text::uuid, $4::text::date, $5::text::date) s))::text"
+                    (SELECT {TOTALS} FROM analytics_client_days($1::text::uuid, $4::text::date, $5::text::date) s)) AS pair"
     );
-    let body = first_text(
-        conn,
+    let pair: Value = conn.value(
         &sql,
         &[
             text(client_id),
@@ -238,9 +227,7 @@ fn summary(conn: &Connection, client_id: &str, q: &Query) -> Result<Value, db::D
             text(pf),
             text(pt),
         ],
-    )?
-    .unwrap_or_default();
-    let pair = parse_json(&body);
+    )?;
     let (current, previous) = (pair[0].clone(), pair[1].clone());
     Ok(json!({
         "client_id": client_id,
@@ -251,7 +238,7 @@ fn summary(conn: &Connection, client_id: &str, q: &Query) -> Result<Value, db::D
     }))
 }
 
-fn trends(conn: &Connection, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
+fn trends(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
     let sql = format!(
         "SELECT jsonb_agg(jsonb_build_object(
                 'date', to_char(g, 'YYYY-MM-DD'),
@@ -271,23 +258,22 @@ fn trends(conn: &Connection, client_id: &str, q: &Query) -> Result<Value, db::Db
                 'avg_session_duration_s', CASE WHEN s.sessions > 0
                     THEN round((s.total_session_seconds / s.sessions)::numeric, 1) ELSE 0 END,
                 'bot_sessions', coalesce(s.bot_sessions, 0),
-                'bot_events', coalesce(s.bot_events, 0)) ORDER BY g)::text
+                'bot_events', coalesce(s.bot_events, 0)) ORDER BY g) AS days
            FROM generate_series($2::text::date, $3::text::date, interval '1 day') g
            LEFT JOIN {DAYS} s ON s.day = g::date"
     );
-    let body =
-        first_text(conn, &sql, &[text(client_id), text(q.from), text(q.to)])?.unwrap_or_default();
+    let days: Value = conn.value(&sql, &[text(client_id), text(q.from), text(q.to)])?;
     Ok(json!({
         "client_id": client_id,
         "range": range_json(q),
-        "days": parse_json(&body),
+        "days": days,
     }))
 }
 
 /// The top `limit` keys of one or more `{key: count}` columns over the range,
 /// with the range's sessions (the denominator of each key's share).
 fn top(
-    conn: &Connection,
+    conn: &Db,
     client_id: &str,
     q: &Query,
     lists: &[(&str, &str)],
@@ -303,7 +289,7 @@ fn top(
         ));
     }
     let sql = format!(
-        "SELECT jsonb_build_object({}, 'sessions', (SELECT coalesce(sum(s.sessions), 0)::int8 FROM {DAYS} s))::text",
+        "SELECT jsonb_build_object({}, 'sessions', (SELECT coalesce(sum(s.sessions), 0)::int8 FROM {DAYS} s)) AS lists",
         parts.join(", ")
     );
     let mut params = vec![
@@ -313,9 +299,9 @@ fn top(
         ParameterValue::Int32(q.limit as i32),
     ];
     params.extend(lists.iter().map(|(_, column)| text(column)));
-    let body = first_text(conn, &sql, &params)?.unwrap_or_default();
+    let lists: Value = conn.value(&sql, &params)?;
     let mut out = json!({ "client_id": client_id, "range": range_json(q), "limit": q.limit });
-    if let Value::Object(m) = parse_json(&body) {
+    if let Value::Object(m) = lists {
         for (k, v) in m {
             out[k] = v;
         }
@@ -332,47 +318,64 @@ fn local(epoch_s: f64, tz: Tz) -> Value {
         .to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
-/// The session columns the lists show, and how they become JSON.
+/// The session columns the lists show.
 const SESSION_COLUMNS: &str = "s.session_id, s.person_id,
-    extract(epoch FROM s.first_seen_at)::float8, extract(epoch FROM s.last_seen_at)::float8,
-    (extract(epoch FROM s.last_seen_at) * 1000000)::int8, s.event_count, s.landing_page,
-    coalesce(s.utm_source, s.referrer_domain, '(direct)'), s.referrer_domain, s.utm_source,
-    s.utm_medium, s.utm_campaign, s.device_type, s.browser, s.os, s.chat_started, s.form_submitted";
+    extract(epoch FROM s.first_seen_at)::float8 AS first_seen,
+    extract(epoch FROM s.last_seen_at)::float8 AS last_seen,
+    (extract(epoch FROM s.last_seen_at) * 1000000)::int8 AS last_seen_us, s.event_count,
+    s.landing_page, coalesce(s.utm_source, s.referrer_domain, '(direct)') AS source,
+    s.referrer_domain, s.utm_source, s.utm_medium, s.utm_campaign, s.device_type, s.browser,
+    s.os, s.chat_started, s.form_submitted";
 
-fn session_json(r: &[DbValue], tz: Tz) -> Value {
-    let s = |i: usize| Option::<String>::decode(&r[i]).ok().flatten();
-    let f = |i: usize| f64::decode(&r[i]).unwrap_or(0.0);
-    let first = f(2);
-    let last = f(3);
+/// A row of [`SESSION_COLUMNS`] (and, for `active`, the count of all).
+#[derive(Deserialize)]
+struct SessionRow {
+    #[serde(default)]
+    total: i64,
+    session_id: String,
+    person_id: Option<String>,
+    first_seen: f64,
+    last_seen: f64,
+    last_seen_us: i64,
+    event_count: i32,
+    landing_page: Option<String>,
+    source: Option<String>,
+    referrer_domain: Option<String>,
+    utm_source: Option<String>,
+    utm_medium: Option<String>,
+    utm_campaign: Option<String>,
+    device_type: Option<String>,
+    browser: Option<String>,
+    os: Option<String>,
+    chat_started: bool,
+    form_submitted: bool,
+}
+
+fn session_json(r: &SessionRow, tz: Tz) -> Value {
     json!({
-        "session_id": s(0), "visitor_id": s(1),
-        "started_at": local(first, tz), "last_seen_at": local(last, tz),
-        "duration_s": ((last - first) * 10.0).round() / 10.0,
-        "events": i32::decode(&r[5]).unwrap_or(0),
-        "landing_page": s(6), "source": s(7), "referrer_domain": s(8),
-        "utm_source": s(9), "utm_medium": s(10), "utm_campaign": s(11),
-        "device_type": s(12), "browser": s(13), "os": s(14),
-        "chat_started": bool::decode(&r[15]).unwrap_or(false),
-        "form_submitted": bool::decode(&r[16]).unwrap_or(false),
+        "session_id": r.session_id, "visitor_id": r.person_id,
+        "started_at": local(r.first_seen, tz), "last_seen_at": local(r.last_seen, tz),
+        "duration_s": ((r.last_seen - r.first_seen) * 10.0).round() / 10.0,
+        "events": r.event_count,
+        "landing_page": r.landing_page, "source": r.source, "referrer_domain": r.referrer_domain,
+        "utm_source": r.utm_source, "utm_medium": r.utm_medium, "utm_campaign": r.utm_campaign,
+        "device_type": r.device_type, "browser": r.browser, "os": r.os,
+        "chat_started": r.chat_started,
+        "form_submitted": r.form_submitted,
     })
 }
 
-fn active(
-    conn: &Connection,
-    client_id: &str,
-    q: &Query,
-    now: DateTime<Utc>,
-) -> Result<Value, db::DbError> {
+fn active(conn: &Db, client_id: &str, q: &Query, now: DateTime<Utc>) -> Result<Value, db::DbError> {
     let since = now - Duration::minutes(ACTIVE_WINDOW_MINUTES);
     let sql = format!(
-        "SELECT count(*) OVER (), {SESSION_COLUMNS}
+        "SELECT count(*) OVER () AS total, {SESSION_COLUMNS}
            FROM widget_sessions s
           WHERE s.client_id = $1::text::uuid AND s.last_seen_at > to_timestamp($2::float8)
             AND NOT s.is_bot
           ORDER BY s.last_seen_at DESC, s.session_id DESC
           LIMIT $3::int4"
     );
-    let rows = conn.query(
+    let rows: Vec<SessionRow> = conn.rows(
         &sql,
         &[
             text(client_id),
@@ -380,16 +383,8 @@ fn active(
             ParameterValue::Int32(q.limit as i32),
         ],
     )?;
-    let count = rows
-        .rows
-        .first()
-        .map(|r| i64::decode(&r[0]).unwrap_or(0))
-        .unwrap_or(0);
-    let sessions: Vec<Value> = rows
-        .rows
-        .iter()
-        .map(|r| session_json(&r[1..], q.tz))
-        .collect();
+    let count = rows.first().map_or(0, |r| r.total);
+    let sessions: Vec<Value> = rows.iter().map(|r| session_json(r, q.tz)).collect();
     Ok(json!({
         "client_id": client_id,
         "window_minutes": ACTIVE_WINDOW_MINUTES,
@@ -400,7 +395,7 @@ fn active(
 }
 
 fn sessions(
-    conn: &Connection,
+    conn: &Db,
     client_id: &str,
     q: &Query,
     position: Option<Position>,
@@ -427,7 +422,7 @@ fn sessions(
         Some(p) => (ParameterValue::Int64(p.last_seen_us), text(&p.session_id)),
         None => (ParameterValue::DbNull, ParameterValue::DbNull),
     };
-    let rows = conn.query(
+    let rows: Vec<SessionRow> = conn.rows(
         &sql,
         &[
             text(client_id),
@@ -441,17 +436,17 @@ fn sessions(
             ParameterValue::Int32(q.limit as i32 + 1),
         ],
     )?;
-    let page = &rows.rows[..rows.rows.len().min(q.limit as usize)];
-    let next = if rows.rows.len() > q.limit as usize {
-        page.last().and_then(|r| {
-            Some(cursor::sign(
+    let page = &rows[..rows.len().min(q.limit as usize)];
+    let next = if rows.len() > q.limit as usize {
+        page.last().map(|r| {
+            cursor::sign(
                 &Position {
-                    last_seen_us: i64::decode(&r[4]).ok()?,
-                    session_id: String::decode(&r[0]).ok()?,
+                    last_seen_us: r.last_seen_us,
+                    session_id: r.session_id.clone(),
                 },
                 client_id,
                 secret,
-            ))
+            )
         })
     } else {
         None

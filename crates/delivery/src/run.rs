@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde_json::{json, Value};
-use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
 
 use crate::bisect::{self, EventOutcome, Sent};
 use crate::{Endpoints, Kind, Outcome, Queued};
-use platform::db::DbError;
+use platform::db::{Db, DbError};
 use platform::outbound;
 
 /// Which rows a run takes.
@@ -73,17 +74,39 @@ struct Claimed {
     event: Queued,
 }
 
+/// A row of `CLAIM`.
+#[derive(Deserialize)]
+struct ClaimRow {
+    id: i64,
+    destination_id: String,
+    destination: String,
+    config: Value,
+    event_id: String,
+    event_name: String,
+    event_time: f64,
+    event_payload: Value,
+    user_data: Value,
+    retry_count: i32,
+}
+
+/// A row of `RECORD`: the status a delivery has now.
+#[derive(Deserialize)]
+pub struct Recorded {
+    pub id: i64,
+    pub status: String,
+}
+
 const CLAIM: &str = "
-SELECT id, destination_id::text, destination, config, event_id, event_name, event_time,
+SELECT id, destination_id::text AS destination_id, destination, config, event_id, event_name, event_time,
        event_payload, user_data, retry_count
   FROM claim_deliveries($1::text::uuid, $2::int4, $3::int4, $4::bool,
                         string_to_array($5::text, ',')::bigint[], to_timestamp($6::float8))";
 const RECORD: &str =
     "SELECT id, status FROM record_delivery_outcomes($1::text::uuid, $2::text, $3::jsonb)";
-const RELEASE: &str = "SELECT release_deliveries($1::text::uuid)";
+const RELEASE: &str = "SELECT release_deliveries($1::text::uuid) AS released";
 
 fn claim(
-    conn: &Connection,
+    conn: &Db,
     owner: &str,
     lease_secs: i32,
     max_rows: i32,
@@ -96,7 +119,7 @@ fn claim(
         }
         _ => ParameterValue::DbNull,
     };
-    let rows = conn.query(
+    let rows: Vec<ClaimRow> = conn.rows(
         CLAIM,
         &[
             ParameterValue::Str(owner.to_string()),
@@ -107,26 +130,23 @@ fn claim(
             ParameterValue::Floating64(started_epoch),
         ],
     )?;
-    rows.rows
-        .iter()
-        .map(|r| {
-            let kind_name = String::decode(&r[2])?;
-            Ok(Claimed {
-                destination_id: String::decode(&r[1])?,
-                kind: Kind::parse(&kind_name),
-                config: Value::decode(&r[3])?,
-                retry_count: i32::decode(&r[9])?,
-                event: Queued {
-                    id: i64::decode(&r[0])?,
-                    event_id: String::decode(&r[4])?,
-                    event_name: String::decode(&r[5])?,
-                    event_time: f64::decode(&r[6])? as i64,
-                    event_payload: Value::decode(&r[7])?,
-                    user_data: Value::decode(&r[8])?,
-                },
-            })
+    Ok(rows
+        .into_iter()
+        .map(|r| Claimed {
+            destination_id: r.destination_id,
+            kind: Kind::parse(&r.destination),
+            config: r.config,
+            retry_count: r.retry_count,
+            event: Queued {
+                id: r.id,
+                event_id: r.event_id,
+                event_name: r.event_name,
+                event_time: r.event_time as i64,
+                event_payload: r.event_payload,
+                user_data: r.user_data,
+            },
         })
-        .collect()
+        .collect())
 }
 
 /// A number in [0, 1) for backoff jitter.
@@ -154,12 +174,7 @@ pub fn result_json(o: &EventOutcome, retry_count_after: i32) -> Value {
 }
 
 /// Runs one delivery pass. `trigger` is `cron` or `manual` (attempts log).
-pub fn run(
-    conn: &Connection,
-    trigger: &str,
-    scope: &Scope,
-    limits: &Limits,
-) -> Result<Summary, DbError> {
+pub fn run(conn: &Db, trigger: &str, scope: &Scope, limits: &Limits) -> Result<Summary, DbError> {
     let started = Instant::now();
     let started_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -234,7 +249,7 @@ pub fn run(
                         result_json(o, retry_counts.get(&o.id).copied().unwrap_or(0) + increment)
                     })
                     .collect();
-                let recorded = conn.query(
+                let recorded: Vec<Recorded> = conn.rows(
                     RECORD,
                     &[
                         ParameterValue::Str(owner.clone()),
@@ -244,11 +259,11 @@ pub fn run(
                         ),
                     ],
                 )?;
-                for r in &recorded.rows {
+                for r in &recorded {
                     summary.processed += 1;
-                    match String::decode(&r[1]).as_deref() {
-                        Ok("resolved") => summary.resolved += 1,
-                        Ok("dead_letter") => summary.dead_lettered += 1,
+                    match r.status.as_str() {
+                        "resolved" => summary.resolved += 1,
+                        "dead_letter" => summary.dead_lettered += 1,
                         _ => summary.failed += 1,
                     }
                 }
@@ -257,10 +272,8 @@ pub fn run(
         Ok::<(), DbError>(())
     })();
     // Whatever happened, give back what was claimed and not recorded.
-    let released = conn
-        .query(RELEASE, &[ParameterValue::Str(owner.clone())])
-        .ok()
-        .and_then(|rows| rows.rows.first().and_then(|r| i32::decode(&r[0]).ok()))
+    let released: i32 = conn
+        .value(RELEASE, &[ParameterValue::Str(owner.clone())])
         .unwrap_or(0);
     summary.released = released.max(0) as usize;
     result.map(|_| summary)

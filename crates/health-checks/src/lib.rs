@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
+
+use platform::db::Db;
 
 use platform::outbound::{self, HttpRequest};
 
@@ -151,44 +153,28 @@ impl Webhook {
 }
 
 const METRICS: &str = "
-SELECT alert_type, scope, client_id::text, destination_id::text, metric_value, threshold, volume,
-       severity, message
+SELECT alert_type, scope, client_id::text AS client_id, destination_id::text AS destination_id,
+       metric_value, threshold, volume, severity, message
   FROM tracking_health_metrics($1::float8, $2::float8, $3::int4, $4::int4, $5::float8, $6::int4,
                                $7::int4, $8::int4,
                                coalesce((SELECT max(checked_at) FROM tracking_health_checks),
                                         now() - interval '15 minutes'))";
 
-fn metrics(conn: &Connection, t: &Thresholds) -> anyhow::Result<Vec<Value>> {
-    let rows = conn
-        .query(
-            METRICS,
-            &[
-                ParameterValue::Floating64(t.emq_warning),
-                ParameterValue::Floating64(t.emq_critical),
-                ParameterValue::Int32(t.emq_min_events as i32),
-                ParameterValue::Int32(t.backlog_critical as i32),
-                ParameterValue::Floating64(t.error_rate_critical),
-                ParameterValue::Int32(t.error_rate_min_attempts as i32),
-                ParameterValue::Int32(t.silence_minutes as i32),
-                ParameterValue::Int32(t.silence_min_expected as i32),
-            ],
-        )
-        .map_err(|e| anyhow::anyhow!(platform::db::describe(&e)))
-        .context("computing the metrics")?;
-    Ok(rows
-        .rows
-        .iter()
-        .map(|r| {
-            let text = |i: usize| Option::<String>::decode(&r[i]).ok().flatten();
-            json!({
-                "alert_type": text(0), "scope": text(1), "client_id": text(2), "destination_id": text(3),
-                "metric_value": Option::<f64>::decode(&r[4]).ok().flatten(),
-                "threshold": Option::<f64>::decode(&r[5]).ok().flatten(),
-                "volume": Option::<i64>::decode(&r[6]).ok().flatten(),
-                "severity": text(7), "message": text(8),
-            })
-        })
-        .collect())
+fn metrics(conn: &Db, t: &Thresholds) -> anyhow::Result<Vec<Value>> {
+    conn.rows(
+        METRICS,
+        &[
+            ParameterValue::Floating64(t.emq_warning),
+            ParameterValue::Floating64(t.emq_critical),
+            ParameterValue::Int32(t.emq_min_events as i32),
+            ParameterValue::Int32(t.backlog_critical as i32),
+            ParameterValue::Floating64(t.error_rate_critical),
+            ParameterValue::Int32(t.error_rate_min_attempts as i32),
+            ParameterValue::Int32(t.silence_minutes as i32),
+            ParameterValue::Int32(t.silence_min_expected as i32),
+        ],
+    )
+    .context("computing the metrics")
 }
 
 /// How many notifications went out, and how many wait for the next check.
@@ -202,38 +188,32 @@ pub struct Sent {
 /// marks it sent; a failure leaves it for the next call. Without a webhook
 /// they are settled as `no_webhook`, so configuring one later does not
 /// replay history.
-pub fn send_notifications(conn: &Connection, webhook: &Webhook) -> anyhow::Result<Sent> {
-    let db = |e: spin_sdk::pg4::PgError| anyhow::anyhow!(platform::db::describe(&e));
+pub fn send_notifications(conn: &Db, webhook: &Webhook) -> anyhow::Result<Sent> {
     let Some(url) = &webhook.url else {
         conn.execute(
             "UPDATE alert_notifications SET sent_at = now(), outcome = 'no_webhook' WHERE sent_at IS NULL",
             &[],
-        )
-        .map_err(db)?;
+        )?;
         return Ok(Sent::default());
     };
-    let rows = conn
-        .query(
-            "SELECT n.id, n.transition, n.text, a.id, a.alert_type, a.scope, a.severity, a.metric_value, a.threshold
+    // Slack-compatible: `text` is what a Slack incoming webhook shows.
+    let rows: Vec<(i64, Value)> = conn
+        .rows::<Value>(
+            "SELECT n.id, jsonb_build_object(
+                    'text', n.text, 'transition', n.transition,
+                    'alert', jsonb_build_object(
+                        'id', a.id, 'alert_type', a.alert_type, 'scope', a.scope,
+                        'severity', a.severity, 'metric_value', a.metric_value,
+                        'threshold', a.threshold)) AS body
                FROM alert_notifications n JOIN tracking_health_alerts a ON a.id = n.alert_id
               WHERE n.sent_at IS NULL ORDER BY n.id LIMIT 100",
             &[],
-        )
-        .map_err(db)?;
+        )?
+        .into_iter()
+        .map(|r| (r["id"].as_i64().unwrap_or_default(), r["body"].clone()))
+        .collect();
     let mut sent = Sent::default();
-    for r in &rows.rows {
-        let id = i64::decode(&r[0]).map_err(|e| anyhow::anyhow!(e.to_string()))?;
-        let text = |i: usize| Option::<String>::decode(&r[i]).ok().flatten();
-        // Slack-compatible: `text` is what a Slack incoming webhook shows.
-        let body = json!({
-            "text": text(2),
-            "transition": text(1),
-            "alert": {
-                "id": i64::decode(&r[3]).ok(), "alert_type": text(4), "scope": text(5), "severity": text(6),
-                "metric_value": Option::<f64>::decode(&r[7]).ok().flatten(),
-                "threshold": Option::<f64>::decode(&r[8]).ok().flatten(),
-            },
-        });
+    for (id, body) in rows {
         let request = HttpRequest {
             method: "POST".into(),
             url: url.clone(),
@@ -250,16 +230,14 @@ pub fn send_notifications(conn: &Connection, webhook: &Webhook) -> anyhow::Resul
                 conn.execute(
                     "UPDATE alert_notifications SET sent_at = now(), outcome = 'sent', attempts = attempts + 1 WHERE id = $1",
                     &[ParameterValue::Int64(id)],
-                )
-                .map_err(db)?;
+                )?;
                 sent.sent += 1;
             }
             Some(error) => {
                 conn.execute(
                     "UPDATE alert_notifications SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
                     &[ParameterValue::Int64(id), ParameterValue::Str(error)],
-                )
-                .map_err(db)?;
+                )?;
                 sent.failed += 1;
                 // Keep the order of transitions: the rest waits for the next check.
                 break;
@@ -289,20 +267,14 @@ pub fn status(m: &Value, t: &Thresholds) -> &'static str {
 }
 
 /// One check: metrics, alerts, notifications. Returns the endpoint's report.
-pub fn run_check(conn: &Connection, t: &Thresholds, webhook: &Webhook) -> anyhow::Result<Value> {
+pub fn run_check(conn: &Db, t: &Thresholds, webhook: &Webhook) -> anyhow::Result<Value> {
     let metrics = metrics(conn, t)?;
-    let applied = conn
-        .query(
+    let applied: Value = conn
+        .one(
             "SELECT opened, updated, escalated, resolved, check_id FROM apply_tracking_health_check($1::jsonb)",
             &[ParameterValue::Jsonb(serde_json::to_vec(&metrics)?)],
         )
-        .map_err(|e| anyhow::anyhow!(platform::db::describe(&e)))
         .context("applying the alerts")?;
-    let row = applied
-        .rows
-        .first()
-        .context("apply_tracking_health_check returned no row")?;
-    let count = |i: usize| i32::decode(&row[i]).unwrap_or(0);
     // Alert state is written; a webhook that is down only delays the messages.
     let notifications = match send_notifications(conn, webhook) {
         Ok(s) => json!({ "sent": s.sent, "waiting": s.failed }),
@@ -318,11 +290,11 @@ pub fn run_check(conn: &Connection, t: &Thresholds, webhook: &Webhook) -> anyhow
         })
         .collect();
     Ok(json!({
-        "alerts_opened": count(0),
-        "alerts_updated": count(1),
-        "alerts_escalated": count(2),
-        "alerts_resolved": count(3),
-        "check_id": i64::decode(&row[4]).ok(),
+        "alerts_opened": applied["opened"],
+        "alerts_updated": applied["updated"],
+        "alerts_escalated": applied["escalated"],
+        "alerts_resolved": applied["resolved"],
+        "check_id": applied["check_id"],
         "notifications": notifications,
         "checks": checks,
     }))

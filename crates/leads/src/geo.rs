@@ -31,7 +31,7 @@ impl Source {
 }
 
 /// What an IP lookup found.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 pub struct IpLocation {
     /// ISO 3166-1 alpha-2.
     pub country_code: Option<String>,

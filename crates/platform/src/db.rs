@@ -1,13 +1,27 @@
-//! The Postgres connection, opened through Spin's `spin:postgres/postgres@4.0.0`.
+//! The application database, through Spin's `spin:postgres/postgres@4.0.0`.
+//!
+//! Every statement goes through [`Db`]:
+//! - [`Db::execute`] for statements whose rows are not needed;
+//! - [`Db::rows`], [`Db::row`], [`Db::one`] and [`Db::value`] for reads, each
+//!   row read by column name into a `serde` type.
+//!
+//! Reads travel as one JSON array in exactly one row, whatever the statement
+//! matches: under Spin 4.0.0–4.0.2 a `query` that returns no row never returns
+//! (spinframework/spin#3671) and a guest cannot time a host call out, so the
+//! application never issues one (clippy's `disallowed-methods` refuses a raw
+//! `Connection::query` outside this module; the local host refuses zero-row
+//! queries at run time). A side effect: `timestamptz` values arrive as
+//! RFC 3339 text, which pg4 could not decode as a column.
 //!
 //! The address comes from the Spin variable `database_url` (declared for every
 //! component that uses the database), never from code.
 
-use spin_sdk::pg4::{Connection, PgError, QueryError};
+use serde::de::DeserializeOwned;
+use spin_sdk::pg4::{Connection, Decode, ParameterValue, PgError, QueryError};
 
 /// Why the database could not be used, in words fit for a JSON error or a
-/// job run, and whether it could not be reached at all (a 503 the caller may
-/// retry) or a statement failed (a 500).
+/// job run, and whether it could not be reached (or was too busy to answer:
+/// a 503 the caller may retry) or a statement failed (a 500).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbError {
     message: String,
@@ -39,11 +53,23 @@ impl DbError {
         }
     }
 
-    /// Whether the database could not be reached (as opposed to a statement
-    /// that failed): the first is a 503, the second a 500.
+    /// Whether the database could not be reached or was too busy (as opposed
+    /// to a statement that failed): the first is a 503, the second a 500.
     pub fn is_unavailable(&self) -> bool {
         self.unavailable
     }
+}
+
+/// SQLSTATEs that say "not now" rather than "this statement is wrong": the
+/// connection was lost (class 08), the server is short of resources (53),
+/// shutting down or cancelled the statement, e.g. at `statement_timeout`
+/// (57), a serialization failure or deadlock (40001, 40P01), a lock not
+/// available (55P03). Sending the same request again later may work.
+pub fn is_transient(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08")
+        || sqlstate.starts_with("53")
+        || sqlstate.starts_with("57")
+        || matches!(sqlstate, "40001" | "40P01" | "55P03")
 }
 
 impl From<PgError> for DbError {
@@ -51,6 +77,9 @@ impl From<PgError> for DbError {
         let message = describe(&e);
         match e {
             PgError::ConnectionFailed(_) => DbError::unavailable(message),
+            PgError::QueryFailed(QueryError::DbError(d)) if is_transient(&d.code) => {
+                DbError::unavailable(message)
+            }
             _ => DbError::failed(message),
         }
     }
@@ -94,17 +123,123 @@ pub fn describe(e: &PgError) -> String {
     }
 }
 
+/// `sql` as a statement that returns exactly one row: its rows as a JSON
+/// array (in the statement's order), `[]` when there are none. A statement
+/// with `INSERT/UPDATE/DELETE ... RETURNING` works too (a data-modifying CTE
+/// at the top level).
+pub fn as_one_row(sql: &str) -> String {
+    format!("WITH r AS (\n{sql}\n) SELECT coalesce(json_agg(r), '[]')::text FROM r")
+}
+
+/// A connection to the application database.
+pub struct Db {
+    conn: Connection,
+}
+
 /// Opens a connection to the application database.
-pub fn connect() -> Result<Connection, DbError> {
+pub fn connect() -> Result<Db, DbError> {
     let url = spin_sdk::variables::get("database_url")
         .map_err(|e| DbError::unavailable(format!("variable database_url: {e}")))?;
-    Ok(Connection::open(&url)?)
+    Ok(Db {
+        conn: Connection::open(&url)?,
+    })
+}
+
+impl Db {
+    /// Runs a statement whose rows, if any, are not needed; returns the
+    /// number of rows it affected.
+    pub fn execute(&self, sql: &str, params: &[ParameterValue]) -> Result<u64, DbError> {
+        Ok(self.conn.execute(sql, params)?)
+    }
+
+    /// Every row of `sql`, each read by column name into a `T` (unnamed
+    /// columns need an alias). Never a zero-row query: see the module docs.
+    pub fn rows<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[ParameterValue],
+    ) -> Result<Vec<T>, DbError> {
+        // The one place a query is sent, and it always returns one row.
+        #[allow(clippy::disallowed_methods)]
+        let set = self.conn.query(&as_one_row(sql), params)?;
+        let text = match set.rows.first().and_then(|r| r.first()) {
+            Some(v) => String::decode(v)?,
+            None => return Err(DbError::failed("the wrapped statement returned no row")),
+        };
+        serde_json::from_str(&text).map_err(|e| DbError::failed(format!("reading the rows: {e}")))
+    }
+
+    /// The first row of `sql`, if it has one.
+    pub fn row<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[ParameterValue],
+    ) -> Result<Option<T>, DbError> {
+        Ok(self.rows(sql, params)?.into_iter().next())
+    }
+
+    /// The first row of a statement that always returns one (an aggregate, a
+    /// function returning one row); an error if it returned none.
+    pub fn one<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[ParameterValue],
+    ) -> Result<T, DbError> {
+        self.row(sql, params)?
+            .ok_or_else(|| DbError::failed("the statement returned no row"))
+    }
+
+    /// The value of the only column of the first row (`SELECT count(*) ...`).
+    pub fn value<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[ParameterValue],
+    ) -> Result<T, DbError> {
+        let row: serde_json::Map<String, serde_json::Value> = self.one(sql, params)?;
+        let mut values = row.into_iter();
+        match (values.next(), values.next()) {
+            (Some((_, v)), None) => serde_json::from_value(v)
+                .map_err(|e| DbError::failed(format!("reading the value: {e}"))),
+            _ => Err(DbError::failed("the statement must return one column")),
+        }
+    }
+
+    /// Runs `work` in a transaction: committed if it returns `Ok`, rolled
+    /// back otherwise.
+    pub fn transaction<R, E: From<DbError>>(
+        &self,
+        work: impl FnOnce(&Db) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.execute("BEGIN", &[])?;
+        match work(self) {
+            Ok(r) => {
+                self.execute("COMMIT", &[])?;
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = self.execute("ROLLBACK", &[]);
+                Err(e)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use anyhow::Context;
+    use spin_sdk::pg4::DbError as PgDbError;
+
+    fn sqlstate(code: &str) -> PgError {
+        PgError::QueryFailed(QueryError::DbError(PgDbError {
+            as_text: String::new(),
+            severity: "ERROR".into(),
+            code: code.into(),
+            message: "m".into(),
+            detail: None,
+            extras: vec![],
+        }))
+    }
 
     #[test]
     fn unreachable_is_told_apart_from_a_failed_statement() {
@@ -114,6 +249,18 @@ mod tests {
         let failed = DbError::from(PgError::QueryFailed(QueryError::Text("syntax".into())));
         assert!(!failed.is_unavailable());
         assert!(!DbError::failed("no row").is_unavailable());
+    }
+
+    #[test]
+    fn a_cancelled_or_blocked_statement_is_worth_retrying() {
+        for code in [
+            "57014", "57P01", "08006", "53300", "40001", "40P01", "55P03",
+        ] {
+            assert!(DbError::from(sqlstate(code)).is_unavailable(), "{code}");
+        }
+        for code in ["22P02", "23505", "42601", "P0001"] {
+            assert!(!DbError::from(sqlstate(code)).is_unavailable(), "{code}");
+        }
     }
 
     #[test]
@@ -127,5 +274,12 @@ mod tests {
         assert!(!is_unavailable(&anyhow::anyhow!(
             "connection failed: in words only"
         )));
+    }
+
+    #[test]
+    fn every_read_is_one_row_of_json() {
+        let sql = as_one_row("SELECT id FROM t WHERE false ORDER BY id");
+        assert!(sql.starts_with("WITH r AS (\nSELECT id FROM t WHERE false ORDER BY id\n)"));
+        assert!(sql.ends_with("SELECT coalesce(json_agg(r), '[]')::text FROM r"));
     }
 }

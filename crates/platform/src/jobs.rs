@@ -10,12 +10,26 @@
 //!   the error) and returns the error, so the trigger logs a failure.
 //!
 //! The lock is transaction-scoped: if the component dies mid-run, its
-//! connection closes and Postgres releases the lock.
+//! connection closes and Postgres releases the lock. Under Spin the
+//! connection may instead go back to the pool with the transaction open, so
+//! the lock transaction carries an idle timeout of its own
+//! ([`LOCK_IDLE_TIMEOUT`]), longer than any job but finite.
 
 use serde_json::{json, Value};
-use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
 
-use crate::db::{self, DbError};
+use crate::db::{self, Db, DbError};
+
+/// How long the lock transaction may sit idle while its job works on the
+/// other connection (the database default, migrations/V16, is one minute):
+/// as long as `job_stale_after_minutes`' default, after which a run counts
+/// as abandoned anyway.
+pub const LOCK_IDLE_TIMEOUT: &str = "60min";
+
+/// The statement timeout of a job's connection: jobs run set-based
+/// statements over whole tables (a day's rollup, a partition drop, a view
+/// refresh), longer than the database default of two minutes allows.
+pub const JOB_STATEMENT_TIMEOUT: &str = "30min";
 
 /// How a job run was started, as recorded in `job_runs.trigger`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +86,7 @@ pub struct Report {
 /// or when the database could not be reached at all (nothing can be recorded then).
 pub fn run<F>(name: &str, trigger: Trigger, work: F) -> Result<Report, JobError>
 where
-    F: FnOnce(&Connection) -> anyhow::Result<Value>,
+    F: FnOnce(&Db) -> anyhow::Result<Value>,
 {
     let conn = db::connect().map_err(|e| JobError::db(name, e))?;
     let run_id = start(&conn, name, trigger).map_err(|e| JobError::db(name, e))?;
@@ -113,7 +127,13 @@ where
         }
     }
 
-    let result = work(&conn);
+    let result = conn
+        .execute(
+            "SELECT set_config('statement_timeout', $1, false)",
+            &[JOB_STATEMENT_TIMEOUT.to_string().into()],
+        )
+        .map_err(anyhow::Error::new)
+        .and_then(|_| work(&conn));
     // Release the lock whatever happened; closing the connection would too.
     let _ = lock_conn.execute("COMMIT", &[]);
     match result {
@@ -128,12 +148,12 @@ where
     }
 }
 
-fn start(conn: &Connection, name: &str, trigger: Trigger) -> Result<i64, DbError> {
+fn start(conn: &Db, name: &str, trigger: Trigger) -> Result<i64, DbError> {
     let (kind, scheduled_at) = match trigger {
         Trigger::Cron(ts) => ("cron", ParameterValue::Int64(ts as i64)),
         Trigger::Http => ("http", ParameterValue::DbNull),
     };
-    let rows = conn.query(
+    conn.value(
         "INSERT INTO job_runs (job_name, trigger, scheduled_at, app_version)
          VALUES ($1, $2, to_timestamp($3::bigint), $4) RETURNING id",
         &[
@@ -142,32 +162,22 @@ fn start(conn: &Connection, name: &str, trigger: Trigger) -> Result<i64, DbError
             scheduled_at,
             crate::VERSION.to_string().into(),
         ],
-    )?;
-    let id = rows
-        .rows
-        .first()
-        .and_then(|r| r.first())
-        .map(i64::decode)
-        .transpose()?;
-    id.ok_or_else(|| DbError::failed("INSERT INTO job_runs returned no id"))
+    )
 }
 
-fn try_lock(lock_conn: &Connection, name: &str) -> Result<bool, DbError> {
+fn try_lock(lock_conn: &Db, name: &str) -> Result<bool, DbError> {
     lock_conn.execute("BEGIN", &[])?;
-    let rows = lock_conn.query(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended('job:' || $1, 0))",
-        &[name.to_string().into()],
-    )?;
-    let got = rows.rows.first().and_then(|r| r.first()).map(bool::decode);
-    match got {
-        Some(Ok(b)) => Ok(b),
-        _ => Err(DbError::failed(
-            "pg_try_advisory_xact_lock returned no boolean",
-        )),
-    }
+    lock_conn.value(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended('job:' || $1, 0)) AS locked
+           FROM set_config('idle_in_transaction_session_timeout', $2, true)",
+        &[
+            name.to_string().into(),
+            LOCK_IDLE_TIMEOUT.to_string().into(),
+        ],
+    )
 }
 
-fn finish(conn: &Connection, run_id: i64, outcome: &str, detail: &Value) -> Result<(), DbError> {
+fn finish(conn: &Db, run_id: i64, outcome: &str, detail: &Value) -> Result<(), DbError> {
     let detail = serde_json::to_vec(detail).map_err(|e| DbError::failed(e.to_string()))?;
     conn.execute(
         "UPDATE job_runs SET outcome = $2, detail = $3, finished_at = clock_timestamp() WHERE id = $1",
@@ -177,12 +187,7 @@ fn finish(conn: &Connection, run_id: i64, outcome: &str, detail: &Value) -> Resu
 }
 
 /// Records the run as failed with `error` and returns it as a [`JobError`].
-fn fail(
-    conn: &Connection,
-    run_id: i64,
-    name: &str,
-    error: anyhow::Error,
-) -> Result<Report, JobError> {
+fn fail(conn: &Db, run_id: i64, name: &str, error: anyhow::Error) -> Result<Report, JobError> {
     let unavailable = db::is_unavailable(&error);
     let error = format!("{error:#}");
     let recorded = finish(conn, run_id, "failed", &json!({ "error": error }));

@@ -9,8 +9,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use spin_sdk::pg4::{Connection, Decode, ParameterValue};
+use spin_sdk::pg4::ParameterValue;
+
+use platform::db::Db;
 
 /// The job name in `job_runs`, and its lock: cron and manual runs share it.
 pub const JOB_NAME: &str = "detect-tracking-health";
@@ -131,7 +134,7 @@ pub enum AsOf {
 /// the day's history): from the refreshed stats for a run as of now, from the
 /// events for an earlier instant. Returns the counts per outcome and the time
 /// each step took: the detail recorded in `job_runs`.
-pub fn run_detection(conn: &Connection, when: AsOf, t: &Thresholds) -> Result<Value> {
+pub fn run_detection(conn: &Db, when: AsOf, t: &Thresholds) -> Result<Value> {
     let (as_of, from_stats) = match when {
         AsOf::Now => (Utc::now(), true),
         AsOf::At(at) => (at, false),
@@ -141,17 +144,17 @@ pub fn run_detection(conn: &Connection, when: AsOf, t: &Thresholds) -> Result<Va
         "REFRESH MATERIALIZED VIEW CONCURRENTLY mv_client_stats_30d",
         &[],
     )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "refreshing mv_client_stats_30d: {}",
-            platform::db::describe(&e)
-        )
-    })?;
+    .context("refreshing mv_client_stats_30d")?;
     let refresh_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let classify = Instant::now();
-    let rows = conn
-        .query(
+    #[derive(Deserialize)]
+    struct Count {
+        outcome: String,
+        clients: i64,
+    }
+    let rows: Vec<Count> = conn
+        .rows(
             "SELECT outcome, clients FROM detect_tracking_health($1::text::timestamptz, $2::int8, $3::int8, $4::int8, $5::bool)",
             &[
                 ParameterValue::Str(as_of.to_rfc3339_opts(SecondsFormat::Micros, true)),
@@ -161,7 +164,7 @@ pub fn run_detection(conn: &Connection, when: AsOf, t: &Thresholds) -> Result<Va
                 ParameterValue::Boolean(from_stats),
             ],
         )
-        .map_err(|e| anyhow::anyhow!("classifying: {}", platform::db::describe(&e)))?;
+        .context("classifying")?;
     let classify_ms = classify.elapsed().as_secs_f64() * 1000.0;
 
     let mut counts: BTreeMap<String, i64> = ["healthy"]
@@ -169,10 +172,8 @@ pub fn run_detection(conn: &Connection, when: AsOf, t: &Thresholds) -> Result<Va
         .chain(OUTCOMES.iter().map(|o| o.name))
         .map(|n| (n.to_string(), 0))
         .collect();
-    for row in &rows.rows {
-        let name = String::decode(&row[0])?;
-        let n = i64::decode(&row[1])?;
-        counts.insert(name, n);
+    for row in rows {
+        counts.insert(row.outcome, row.clients);
     }
     Ok(json!({
         "as_of": as_of.to_rfc3339_opts(SecondsFormat::Secs, true),

@@ -30,9 +30,11 @@ pub fn describe(url: &str) -> String {
 }
 
 pub async fn connect(url: &str) -> Result<Client> {
-    let config: tokio_postgres::Config = url
+    let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| anyhow!("invalid database URL: {e}"))?;
+    // The database's request timeouts (migrations/V16) do not suit a bulk load.
+    config.options("-c statement_timeout=0 -c idle_in_transaction_session_timeout=0");
     let (client, conn) = tokio::time::timeout(Duration::from_secs(15), config.connect(NoTls))
         .await
         .map_err(|_| anyhow!("timed out"))

@@ -1,0 +1,158 @@
+//! The database ends what a hung or killed instance leaves behind
+//! (migrations/V16): a transaction left open is ended by Postgres and its
+//! locks released, and a statement that waits too long is cancelled and
+//! answered 503. The tests shorten the timeouts on their own database; the
+//! mechanism is the one production runs with.
+
+use std::time::Duration;
+
+use integration_tests::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+async fn setting(db: &TestDb, name: &str) -> String {
+    let row = db
+        .client()
+        .await
+        .query_one(&format!("SHOW {name}"), &[])
+        .await
+        .unwrap();
+    row.get(0)
+}
+
+async fn set_database(db: &TestDb, name: &str, value: &str) {
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET {name} = '{value}'",
+            db.name
+        ))
+        .await
+        .unwrap();
+}
+
+async fn client(db: &TestDb) -> Uuid {
+    let id = Uuid::new_v4();
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO clients (id, name, root_domain) VALUES ($1, 'c', 'shop.example')",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    id
+}
+
+async fn send_event(app: &TestApp, client: Uuid, visitor: &str) -> (u16, Value) {
+    let batch = json!({ "client_id": client, "anonymous_id": visitor, "events": [{
+        "event_id": Uuid::new_v4(), "name": "widget_impression",
+        "timestamp": chrono::Utc::now().to_rfc3339(), "page_url": "https://shop.example/" }] });
+    let res = http()
+        .post(format!("{}/v1/events", app.url))
+        .header("content-type", "application/json")
+        .body(batch.to_string())
+        .send()
+        .await
+        .unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// How many sessions of this database are idle inside a transaction.
+async fn idle_in_transaction(db: &TestDb) -> i64 {
+    let admin = {
+        let (c, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c
+    };
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction'",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn every_connection_gets_the_documented_timeouts() {
+    let db = TestDb::new().await;
+    assert_eq!(
+        setting(&db, "idle_in_transaction_session_timeout").await,
+        "1min"
+    );
+    assert_eq!(setting(&db, "statement_timeout").await, "2min");
+}
+
+#[tokio::test]
+async fn a_transaction_left_open_is_ended_and_its_visitor_lock_released() {
+    let db = TestDb::new().await;
+    set_database(&db, "idle_in_transaction_session_timeout", "1s").await;
+    let app = serve_app(&db, &[]).await;
+    let client = client(&db).await;
+
+    // What a hung instance leaves: a transaction holding the visitor's
+    // sessionization lock, idle.
+    let hung = db.client().await;
+    hung.batch_execute(&format!(
+        "BEGIN; SELECT * FROM lock_visitor_last_session('{client}', 'visitor-1')"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(idle_in_transaction(&db).await, 1);
+
+    // The visitor's next batch waits for the lock, which Postgres frees by
+    // ending the idle transaction.
+    let (status, body) = send_event(&app, client, "visitor-1").await;
+    assert_eq!((status, &body["accepted"]), (200, &json!(1)), "{body}");
+    let error = hung.simple_query("SELECT 1").await.unwrap_err();
+    assert!(
+        error.is_closed() || error.to_string().contains("idle-in-transaction"),
+        "{error}"
+    );
+    assert_eq!(idle_in_transaction(&db).await, 0);
+}
+
+#[tokio::test]
+async fn a_statement_that_waits_too_long_is_cancelled_with_a_503() {
+    let db = TestDb::new().await;
+    set_database(&db, "statement_timeout", "1s").await;
+    let app = serve_app(&db, &[]).await;
+    let client = client(&db).await;
+
+    // A busy (not idle) session holding the visitor's lock for 4 s.
+    let busy = db.client().await;
+    busy.batch_execute(&format!(
+        "SET statement_timeout = 0; BEGIN; SELECT * FROM lock_visitor_last_session('{client}', 'visitor-2')"
+    ))
+    .await
+    .unwrap();
+    let holder = tokio::spawn(async move {
+        busy.batch_execute("SELECT pg_sleep(4); COMMIT")
+            .await
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (status, body) = send_event(&app, client, "visitor-2").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("statement timeout"),
+        "{body}"
+    );
+
+    // Nothing was stored; once the lock is free the resend is accepted.
+    holder.await.unwrap();
+    let (status, body) = send_event(&app, client, "visitor-2").await;
+    assert_eq!((status, &body["accepted"]), (200, &json!(1)), "{body}");
+}
