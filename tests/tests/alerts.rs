@@ -78,7 +78,7 @@ impl Setup {
     async fn check(&self) -> Value {
         self.app
             .app
-            .run_cron("check-tracking-health", 1)
+            .run_cron("tracking-health-check", 1)
             .await
             .unwrap()
             .unwrap();
@@ -671,7 +671,7 @@ async fn the_check_endpoint_takes_the_platform_token_and_a_lost_database_fails_l
     .await;
     let err = broken
         .app
-        .run_cron("check-tracking-health", 1)
+        .run_cron("tracking-health-check", 1)
         .await
         .unwrap()
         .unwrap_err();

@@ -165,8 +165,8 @@ async fn every_route_answers_when_nothing_matches() {
     for job in [
         "heartbeat",
         "retry-failed-events",
-        "check-tracking-health",
-        "detect-tracking-health",
+        "tracking-health-check",
+        "tracking-health-detect",
         "analytics-rollup",
     ] {
         let ran = app.app.run_cron(job, now).await.unwrap();

@@ -364,7 +364,7 @@ async fn the_nightly_cron_run_is_recorded_and_a_concurrent_click_gets_409() {
     f.client("c", "client", true).await;
     let app = app(&db).await;
     app.app
-        .run_cron("detect-tracking-health", 1)
+        .run_cron("tracking-health-detect", 1)
         .await
         .unwrap()
         .unwrap();

@@ -7,6 +7,7 @@
 use anyhow::Context;
 use platform::db::Db;
 use platform::jobs::{self, Trigger};
+use platform::vars::Vars;
 use serde_json::json;
 
 const JOB_NAME: &str = "heartbeat";
@@ -24,8 +25,9 @@ impl spin_cron::Guest for Heartbeat {
 spin_cron::export!(Heartbeat);
 
 fn tidy_job_runs(conn: &Db) -> anyhow::Result<serde_json::Value> {
-    let stale_minutes = int_variable("job_stale_after_minutes")?;
-    let retention_days = int_variable("job_runs_retention_days")?;
+    let vars = Vars::spin();
+    let stale_minutes: i32 = vars.number("job_stale_after_minutes")?;
+    let retention_days: i32 = vars.number("job_runs_retention_days")?;
     let abandoned = conn
         .execute(
             "UPDATE job_runs
@@ -50,11 +52,4 @@ fn tidy_job_runs(conn: &Db) -> anyhow::Result<serde_json::Value> {
     Ok(
         json!({ "abandoned": abandoned, "deleted": deleted, "partitions_created": partitions_created }),
     )
-}
-
-fn int_variable(name: &str) -> anyhow::Result<i32> {
-    let raw = spin_sdk::variables::get(name).with_context(|| format!("variable {name}"))?;
-    raw.trim()
-        .parse()
-        .with_context(|| format!("variable {name} must be a whole number, got {raw:?}"))
 }

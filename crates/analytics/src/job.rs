@@ -7,13 +7,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue;
 
 use platform::db::Db;
+use platform::vars::Vars;
+use platform::ApiError;
+
+use crate::params::MAX_RANGE_DAYS;
 
 /// The job name in `job_runs`, and its lock.
 pub const JOB_NAME: &str = "analytics-rollup";
@@ -35,20 +39,19 @@ pub struct Retention {
 impl Retention {
     /// `analytics_raw_event_retention_days`, `analytics_session_retention_days`,
     /// `analytics_daily_stats_retention_days` (empty: keep) and
-    /// `analytics_retention_batch_size`.
-    pub fn from_variables() -> Result<Retention> {
-        let read = |name: &str| -> Result<Option<i64>> {
-            let raw = spin_sdk::variables::get(name).with_context(|| format!("variable {name}"))?;
-            if raw.trim().is_empty() {
-                return Ok(None);
-            }
-            match raw.trim().parse::<i64>() {
-                Ok(n) if n >= 1 => Ok(Some(n)),
-                _ => bail!("variable {name} must be a whole number ≥ 1, got {raw:?}"),
+    /// `analytics_retention_batch_size`; each a whole number ≥ 1.
+    pub fn from_vars(vars: &Vars) -> Result<Retention, ApiError> {
+        let read = |name: &str| -> Result<Option<i64>, ApiError> {
+            match vars.optional::<i64>(name)? {
+                Some(n) if n < 1 => Err(ApiError::misconfigured(format!(
+                    "variable {name} must be a whole number ≥ 1, got {n}"
+                ))),
+                other => Ok(other),
             }
         };
-        let required = |name: &str| -> Result<i64> {
-            read(name)?.with_context(|| format!("variable {name} must be set"))
+        let required = |name: &str| {
+            read(name)?
+                .ok_or_else(|| ApiError::misconfigured(format!("variable {name} must be set")))
         };
         Ok(Retention {
             raw_event_days: required("analytics_raw_event_retention_days")?,
@@ -57,6 +60,67 @@ impl Retention {
             batch_size: required("analytics_retention_batch_size")?,
         })
     }
+}
+
+/// The dates of a backfill, `{"from", "to"}` (YYYY-MM-DD): ended days
+/// (before `today`, UTC), within the raw-event retention (older events may be
+/// gone), at most `MAX_RANGE_DAYS` of them.
+pub fn backfill_range(
+    body: &[u8],
+    today: NaiveDate,
+    r: &Retention,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let body: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            400,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    let date = |field: &str| -> Result<NaiveDate, ApiError> {
+        let s = body.get(field).and_then(Value::as_str).ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_field",
+                field,
+                format!("{field} (YYYY-MM-DD) is required"),
+            )
+        })?;
+        let bad = || ApiError::invalid(field, format!("{field} {s:?} is not a date (YYYY-MM-DD)"));
+        if s.len() != 10 {
+            return Err(bad());
+        }
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())
+    };
+    let (from, to) = (date("from")?, date("to")?);
+    if from > to {
+        return Err(ApiError::invalid(
+            "from",
+            format!("from {from} is after to {to}"),
+        ));
+    }
+    if to >= today {
+        return Err(ApiError::invalid(
+            "to",
+            format!("to {to} is not before today ({today} UTC); today is read from raw events"),
+        ));
+    }
+    let oldest = today - Duration::days(r.raw_event_days);
+    if from < oldest {
+        return Err(ApiError::invalid(
+            "from",
+            format!(
+                "from {from} is before {oldest}: raw events older than {} days may be gone",
+                r.raw_event_days
+            ),
+        ));
+    }
+    if (to - from).num_days() + 1 > MAX_RANGE_DAYS {
+        return Err(ApiError::invalid(
+            "from",
+            format!("at most {MAX_RANGE_DAYS} days at once"),
+        ));
+    }
+    Ok((from, to))
 }
 
 fn text(v: impl ToString) -> ParameterValue {
@@ -408,4 +472,72 @@ pub fn retention(conn: &Db, today: NaiveDate, r: &Retention) -> Result<Value> {
         "visitors_deleted": visitors,
         "daily_stats_deleted": stats,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RETENTION: Retention = Retention {
+        raw_event_days: 90,
+        session_days: 365,
+        daily_stats_days: None,
+        batch_size: 5000,
+    };
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn a_backfill_covers_ended_days_within_the_raw_event_retention() {
+        let today = day("2026-11-30");
+        let range = |b: &str| backfill_range(b.as_bytes(), today, &RETENTION);
+        assert_eq!(
+            range(r#"{"from": "2026-11-01", "to": "2026-11-29"}"#).unwrap(),
+            (day("2026-11-01"), day("2026-11-29"))
+        );
+        for (body, code, field) in [
+            (r#"{"to": "2026-11-29"}"#, "missing_field", "from"),
+            (
+                r#"{"from": "2026-11-1", "to": "2026-11-29"}"#,
+                "invalid_field",
+                "from",
+            ),
+            (
+                r#"{"from": "2026-11-20", "to": "2026-11-10"}"#,
+                "invalid_field",
+                "from",
+            ),
+            (
+                r#"{"from": "2026-11-20", "to": "2026-11-30"}"#,
+                "invalid_field",
+                "to",
+            ),
+            (
+                r#"{"from": "2026-01-01", "to": "2026-11-29"}"#,
+                "invalid_field",
+                "from",
+            ),
+        ] {
+            let e = range(body).unwrap_err();
+            assert_eq!((e.code, e.field.as_deref()), (code, Some(field)), "{body}");
+        }
+        assert_eq!(range("{").unwrap_err().code, "malformed_json");
+    }
+
+    #[test]
+    fn retention_periods_are_whole_numbers_of_at_least_one() {
+        let vars = Vars::map(&[
+            ("analytics_raw_event_retention_days", "90"),
+            ("analytics_session_retention_days", "365"),
+            ("analytics_retention_batch_size", "5000"),
+        ]);
+        assert_eq!(Retention::from_vars(&vars).unwrap(), RETENTION);
+        let zero = Vars::map(&[("analytics_raw_event_retention_days", "0")]);
+        assert!(Retention::from_vars(&zero)
+            .unwrap_err()
+            .message
+            .contains("≥ 1"));
+    }
 }

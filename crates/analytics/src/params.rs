@@ -8,6 +8,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
+use platform::query::Params;
+use platform::ApiError;
+
 /// The widest range one request may ask for, in days.
 pub const MAX_RANGE_DAYS: i64 = 400;
 /// The range when neither `from` nor `to` is given: the last 30 days.
@@ -31,6 +34,21 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    pub const ALL: [Endpoint; 7] = [
+        Endpoint::Summary,
+        Endpoint::Trends,
+        Endpoint::Events,
+        Endpoint::Active,
+        Endpoint::Sessions,
+        Endpoint::TrafficSources,
+        Endpoint::Devices,
+    ];
+
+    /// The endpoint whose last path segment is `name`.
+    pub fn parse(name: &str) -> Option<Endpoint> {
+        Endpoint::ALL.into_iter().find(|e| e.name() == name)
+    }
+
     /// The last path segment of the endpoint.
     pub fn name(self) -> &'static str {
         match self {
@@ -64,20 +82,8 @@ impl Endpoint {
     }
 }
 
-/// A refused parameter: 400 with the parameter's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParamError {
-    pub code: &'static str,
-    pub message: String,
-    pub field: String,
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> ParamError {
-    ParamError {
-        code: "invalid_parameter",
-        message: message.into(),
-        field: field.to_string(),
-    }
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_parameter", field, message)
 }
 
 /// The validated query.
@@ -125,27 +131,7 @@ pub fn start_of_day(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
     local.and_utc()
 }
 
-/// Decodes one `application/x-www-form-urlencoded` component.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ParamError> {
+fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ApiError> {
     let bad = || {
         invalid(
             field,
@@ -176,32 +162,9 @@ pub fn parse(
     raw: &str,
     now: DateTime<Utc>,
     client_tz: Tz,
-) -> Result<Query, ParamError> {
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for pair in raw.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(k).ok_or_else(|| invalid(k, "malformed percent-encoding"))?;
-        let value = percent_decode(v).ok_or_else(|| invalid(&key, "malformed percent-encoding"))?;
-        if !endpoint.accepts().contains(&key.as_str()) {
-            return Err(invalid(
-                &key,
-                format!(
-                    "unknown parameter {key:?}; {} accepts {}",
-                    endpoint.name(),
-                    endpoint.accepts().join(", ")
-                ),
-            ));
-        }
-        if seen.iter().any(|(k, _)| *k == key) {
-            return Err(invalid(&key, format!("{key} is given more than once")));
-        }
-        seen.push((key, value));
-    }
-    let get = |name: &str| {
-        seen.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+) -> Result<Query, ApiError> {
+    let params = Params::parse(raw, endpoint.accepts())?;
+    let get = |name: &str| params.get(name);
 
     let tz = match get("tz") {
         None => client_tz,
@@ -305,8 +268,6 @@ pub fn parse(
     Ok(q)
 }
 
-pub use platform::ids::is_uuid;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,7 +282,10 @@ mod tests {
     }
 
     fn err(endpoint: Endpoint, q: &str) -> String {
-        parse(endpoint, q, now(), Tz::UTC).unwrap_err().field
+        parse(endpoint, q, now(), Tz::UTC)
+            .unwrap_err()
+            .field
+            .unwrap_or_default()
     }
 
     #[test]
@@ -361,7 +325,7 @@ mod tests {
         let q = parse(Endpoint::Sessions, "tz=America%2FNew_York", now(), Tz::UTC).unwrap();
         assert_eq!(q.to, date("2026-11-21"));
         let e = parse(Endpoint::Trends, "to=2026-11-22", now(), ny).unwrap_err();
-        assert_eq!(e.field, "to");
+        assert_eq!(e.field.as_deref(), Some("to"));
         let q = parse(Endpoint::Sessions, "tz=Asia/Tokyo&to=2026-11-22", now(), ny).unwrap();
         assert_eq!(
             q.start_of(q.to),
@@ -384,9 +348,15 @@ mod tests {
             // Berlin has cut days at the same instants as Paris for decades.
             assert!(parse(e, "tz=Europe/Berlin", now(), paris).is_ok());
             let err = parse(e, "tz=Europe/London", now(), paris).unwrap_err();
-            assert_eq!(err.field, "tz", "{e:?}");
+            assert_eq!(err.field.as_deref(), Some("tz"), "{e:?}");
             assert!(err.message.contains("Europe/Paris"), "{}", err.message);
-            assert_eq!(parse(e, "tz=UTC", now(), paris).unwrap_err().field, "tz");
+            assert_eq!(
+                parse(e, "tz=UTC", now(), paris)
+                    .unwrap_err()
+                    .field
+                    .as_deref(),
+                Some("tz")
+            );
         }
         for e in [Endpoint::Sessions, Endpoint::Active] {
             assert_eq!(
@@ -414,8 +384,9 @@ mod tests {
                 moscow
             )
             .unwrap_err()
-            .field,
-            "tz"
+            .field
+            .as_deref(),
+            Some("tz")
         );
         assert!(parse(
             Endpoint::Summary,
@@ -454,8 +425,8 @@ mod tests {
         assert_eq!(err(e, "limit=101"), "limit");
         assert_eq!(err(e, "limit=ten"), "limit");
         assert_eq!(err(e, "device=Desktop;DROP"), "device");
-        assert_eq!(err(e, "source="), "source");
-        assert_eq!(err(e, "cursor="), "cursor");
+        // An empty value is the parameter left out, on every endpoint.
+        assert!(parse(e, "source=&cursor=", now(), Tz::UTC).is_ok());
         assert_eq!(err(e, "limit=5&limit=6"), "limit");
         assert_eq!(err(e, "sort=asc"), "sort");
         assert_eq!(err(Endpoint::Summary, "limit=5"), "limit");
@@ -477,9 +448,10 @@ mod tests {
     }
 
     #[test]
-    fn uuids() {
-        assert!(is_uuid("6F1C8B7E-1234-4A5B-9C8D-0123456789ab"));
-        assert!(!is_uuid("6f1c8b7e12344a5b9c8d0123456789ab"));
-        assert!(!is_uuid("6f1c8b7e-1234-4a5b-9c8d-0123456789ag"));
+    fn endpoints_are_named_by_their_last_segment() {
+        for e in Endpoint::ALL {
+            assert_eq!(Endpoint::parse(e.name()), Some(e));
+        }
+        assert_eq!(Endpoint::parse("rollup"), None);
     }
 }

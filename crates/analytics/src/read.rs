@@ -16,7 +16,8 @@ use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::pg4::ParameterValue;
 
 use platform::db::{self, Db};
-use platform::{auth, respond};
+use platform::request::header;
+use platform::{auth, respond, ApiError};
 
 use crate::cursor::{self, Position};
 use crate::params::{self, Endpoint, Query};
@@ -45,32 +46,11 @@ const TOTALS: &str = "jsonb_build_object(
     'bot_visitors', coalesce(sum(s.bot_visitors), 0)::int8,
     'bot_events', coalesce(sum(s.bot_events), 0)::int8)";
 
-fn bad_request(code: &str, message: &str, field: &str) -> Response {
-    respond::json(400, &respond::error_body(code, message, Some(field)))
-}
-
-fn unknown_client(client_id: &str) -> Response {
-    respond::json(
-        404,
-        &respond::error_body(
-            "unknown_client",
-            &format!("no client {client_id}"),
-            Some("client_id"),
-        ),
-    )
-}
-
-/// The `{client_id}` segment of `/admin/analytics/{client_id}/<endpoint>`.
-fn client_segment(req: &Request) -> Option<String> {
-    if let Some(v) = req
-        .header("spin-path-match-client_id")
-        .and_then(|h| h.as_str())
-    {
-        return Some(v.to_string());
-    }
-    let mut segments = req.path().split('/').filter(|s| !s.is_empty());
-    segments.find(|s| *s == "analytics")?;
-    segments.next().map(str::to_string)
+/// The `{client_id}` and the endpoint of `/admin/analytics/{client_id}/<endpoint>`.
+fn route(req: &Request) -> (String, String) {
+    let client = platform::request::path_param(req, "client_id").unwrap_or_default();
+    let rest = header(req, "spin-path-info").unwrap_or_default();
+    (client.to_string(), rest.trim_matches('/').to_string())
 }
 
 fn text(v: impl ToString) -> ParameterValue {
@@ -87,85 +67,87 @@ struct Zone {
     time_zone: String,
 }
 
-/// Serves `endpoint`: method, authentication, ownership, parameters, query.
-pub fn serve(req: Request, endpoint: Endpoint) -> Response {
+/// Serves `GET /admin/analytics/{client_id}/<endpoint>`.
+pub fn serve(req: &Request) -> Response {
     if *req.method() != Method::Get {
         return respond::method_not_allowed(&["GET"]);
     }
-    let secret = spin_sdk::variables::get("admin_jwt_secret").unwrap_or_default();
-    let header = req.header("authorization").and_then(|h| h.as_str());
-    let caller = match auth::authenticate(header, &secret) {
-        Ok(c) => c,
-        Err(r) => return respond::json(r.status, &respond::error_body(r.code, &r.message, None)),
-    };
-    let client_id = match client_segment(&req) {
-        Some(c) if params::is_uuid(&c) => c.to_ascii_lowercase(),
-        other => {
-            return bad_request(
-                "invalid_parameter",
-                &format!("client_id {:?} is not a UUID", other.unwrap_or_default()),
-                "client_id",
-            )
-        }
-    };
+    read(req).unwrap_or_else(ApiError::into_response)
+}
+
+fn read(req: &Request) -> Result<Response, ApiError> {
+    let caller = auth::caller(req)?;
+    let (raw_client, name) = route(req);
+    let endpoint = Endpoint::parse(&name).ok_or_else(|| {
+        let names: Vec<&str> = Endpoint::ALL.iter().map(|e| e.name()).collect();
+        ApiError::new(
+            404,
+            "not_found",
+            format!(
+                "no analytics endpoint {name:?}; the endpoints are {}",
+                names.join(", ")
+            ),
+        )
+    })?;
+    let client_id = platform::ids::parse_uuid(&raw_client).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_parameter",
+            "client_id",
+            format!("client_id {raw_client:?} is not a UUID"),
+        )
+    })?;
     if !caller.may_read_client(&client_id) {
-        return respond::error(
+        return Err(ApiError::new(
             403,
             "forbidden",
             "this token may not read this client's analytics",
-        );
+        ));
     }
-    let conn = match db::connect() {
-        Ok(c) => c,
-        Err(e) => return respond::db_failure(&e, ""),
-    };
+    let db = db::connect()?;
     // The client's reporting time zone (and whether the client exists).
-    let zone = match conn.row::<Zone>(
-        "SELECT time_zone FROM clients WHERE id = $1::text::uuid",
-        &[text(&client_id)],
-    ) {
-        Ok(Some(zone)) => zone.time_zone,
-        Ok(None) => return unknown_client(&client_id),
-        Err(e) => return respond::db_failure(&e, ""),
-    };
-    let Ok(client_tz) = Tz::from_str(&zone) else {
-        // Postgres' zone list can be newer than chrono-tz's.
-        return respond::error(
+    let zone = db
+        .row::<Zone>(
+            "SELECT time_zone FROM clients WHERE id = $1::text::uuid",
+            &[text(&client_id)],
+        )?
+        .ok_or_else(|| {
+            ApiError::new(404, "unknown_client", format!("no client {client_id}"))
+                .field("client_id")
+        })?
+        .time_zone;
+    // Postgres' zone list can be newer than chrono-tz's.
+    let client_tz = Tz::from_str(&zone).map_err(|_| {
+        ApiError::new(
             500,
             "internal_error",
-            &format!("the client's time zone {zone:?} is not one this build knows"),
-        );
-    };
+            format!("the client's time zone {zone:?} is not one this build knows"),
+        )
+    })?;
     let now = Utc::now();
-    let q = match params::parse(endpoint, req.query(), now, client_tz) {
-        Ok(q) => q,
-        Err(e) => return bad_request(e.code, &e.message, &e.field),
-    };
+    let q = params::parse(endpoint, req.query(), now, client_tz)?;
+    let secret = auth::secret();
     let position = match q.cursor.as_deref() {
         None => None,
-        Some(c) => match cursor::verify(c, &client_id, &secret) {
-            Some(p) => Some(p),
-            None => {
-                return bad_request(
-                    "invalid_parameter",
-                    "cursor is not one this API issued for this client",
-                    "cursor",
-                )
-            }
-        },
+        Some(c) => Some(cursor::verify(c, &client_id, &secret).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                "cursor",
+                "cursor is not one this API issued for this client",
+            )
+        })?),
     };
-    let result = match endpoint {
-        Endpoint::Summary => summary(&conn, &client_id, &q),
-        Endpoint::Trends => trends(&conn, &client_id, &q),
-        Endpoint::Events => top(&conn, &client_id, &q, &[("events", "event_counts")]),
+    let body = match endpoint {
+        Endpoint::Summary => summary(&db, &client_id, &q),
+        Endpoint::Trends => trends(&db, &client_id, &q),
+        Endpoint::Events => top(&db, &client_id, &q, &[("events", "event_counts")]),
         Endpoint::TrafficSources => top(
-            &conn,
+            &db,
             &client_id,
             &q,
             &[("referrers", "referrers"), ("utm_sources", "utm_sources")],
         ),
         Endpoint::Devices => top(
-            &conn,
+            &db,
             &client_id,
             &q,
             &[
@@ -174,13 +156,10 @@ pub fn serve(req: Request, endpoint: Endpoint) -> Response {
                 ("os", "os"),
             ],
         ),
-        Endpoint::Active => active(&conn, &client_id, &q, now),
-        Endpoint::Sessions => sessions(&conn, &client_id, &q, position, &secret),
-    };
-    match result {
-        Ok(body) => respond::json(200, &body),
-        Err(e) => respond::db_failure(&e, ""),
-    }
+        Endpoint::Active => active(&db, &client_id, &q, now),
+        Endpoint::Sessions => sessions(&db, &client_id, &q, position, &secret),
+    }?;
+    Ok(respond::json(200, &body))
 }
 
 fn range_json(q: &Query) -> Value {

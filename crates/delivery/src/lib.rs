@@ -7,12 +7,17 @@
 use std::time::Duration;
 
 use platform::outbound::{HttpRequest, HttpResponse, SendError};
+use platform::vars::Vars;
+use platform::ApiError;
 use serde_json::Value;
 
 pub mod bisect;
 mod google;
 mod gtm;
+pub mod inline;
 mod meta;
+pub mod outbox;
+pub mod retry;
 pub mod run;
 mod webhook;
 
@@ -63,15 +68,12 @@ pub struct Endpoints {
 
 impl Endpoints {
     /// From the Spin variables every delivering component declares.
-    pub fn from_variables() -> Result<Endpoints, String> {
-        let var = |name: &str| {
-            spin_sdk::variables::get(name).map_err(|e| format!("variable {name}: {e}"))
-        };
+    pub fn from_vars(vars: &Vars) -> Result<Endpoints, ApiError> {
         Ok(Endpoints {
-            meta_base_url: var("meta_capi_base_url")?,
-            meta_api_version: var("meta_capi_api_version")?,
-            google_ads_base_url: var("google_ads_base_url")?,
-            google_ads_api_version: var("google_ads_api_version")?,
+            meta_base_url: vars.text("meta_capi_base_url")?,
+            meta_api_version: vars.text("meta_capi_api_version")?,
+            google_ads_base_url: vars.text("google_ads_base_url")?,
+            google_ads_api_version: vars.text("google_ads_api_version")?,
         })
     }
 }
@@ -251,15 +253,6 @@ pub fn redact(config: &Value) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
         other => other.clone(),
     }
-}
-
-/// Backoff before retry number `retry_count + 1`: 5 min × 2^retry_count
-/// (5, 10, 20, 40, 80 min), plus up to 10% jitter from `jitter` in [0, 1), so
-/// rows that failed together do not all come back in the same second.
-pub fn backoff(retry_count: u32, jitter: f64) -> Duration {
-    let base = 5 * 60 * 2u64.saturating_pow(retry_count.min(16));
-    let extra = (base as f64 * 0.1 * jitter.clamp(0.0, 1.0)) as u64;
-    Duration::from_secs(base + extra)
 }
 
 #[cfg(test)]

@@ -12,9 +12,12 @@ use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue;
 
 use crate::bisect::{self, EventOutcome, Sent};
+use crate::retry::{jitter, result_json, transition, DeliveryStatus, Trigger};
 use crate::{Endpoints, Kind, Outcome, Queued};
 use platform::db::{Db, DbError};
 use platform::outbound;
+use platform::vars::Vars;
+use platform::ApiError;
 
 /// Which rows a run takes.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +74,7 @@ struct Claimed {
     kind: Option<Kind>,
     config: Value,
     retry_count: i32,
+    max_retries: i32,
     event: Queued,
 }
 
@@ -87,18 +91,19 @@ struct ClaimRow {
     event_payload: Value,
     user_data: Value,
     retry_count: i32,
+    max_retries: i32,
 }
 
 /// A row of `RECORD`: the status a delivery has now.
 #[derive(Deserialize)]
 pub struct Recorded {
     pub id: i64,
-    pub status: String,
+    pub status: DeliveryStatus,
 }
 
 const CLAIM: &str = "
 SELECT id, destination_id::text AS destination_id, destination, config, event_id, event_name, event_time,
-       event_payload, user_data, retry_count
+       event_payload, user_data, retry_count, max_retries
   FROM claim_deliveries($1::text::uuid, $2::int4, $3::int4, $4::bool,
                         string_to_array($5::text, ',')::bigint[], to_timestamp($6::float8))";
 const RECORD: &str =
@@ -137,6 +142,7 @@ fn claim(
             kind: Kind::parse(&r.destination),
             config: r.config,
             retry_count: r.retry_count,
+            max_retries: r.max_retries,
             event: Queued {
                 id: r.id,
                 event_id: r.event_id,
@@ -149,32 +155,31 @@ fn claim(
         .collect())
 }
 
-/// A number in [0, 1) for backoff jitter.
-fn jitter() -> f64 {
-    (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0
+/// Records the outcomes of attempts on rows `owner` holds, in one statement;
+/// returns each row's new status.
+pub fn record(
+    db: &Db,
+    owner: &str,
+    trigger: Trigger,
+    results: Vec<Value>,
+) -> Result<Vec<Recorded>, DbError> {
+    db.rows(
+        RECORD,
+        &[
+            ParameterValue::Str(owner.to_string()),
+            ParameterValue::Str(trigger.as_str().to_string()),
+            ParameterValue::Jsonb(serde_json::to_vec(&Value::Array(results)).unwrap_or_default()),
+        ],
+    )
 }
 
-/// The JSON `record_delivery_outcomes` takes for one event; a retry waits
-/// `Retry-After`, else the backoff for `retry_count_after`.
-pub fn result_json(o: &EventOutcome, retry_count_after: i32) -> Value {
-    let (error, retry_in, reason) = match &o.sent.outcome {
-        Outcome::Resolved => (None, None, None),
-        Outcome::Retry { error, after } => {
-            let wait =
-                after.unwrap_or_else(|| crate::backoff(retry_count_after.max(0) as u32, jitter()));
-            (Some(error.clone()), Some(wait.as_secs_f64()), None)
-        }
-        Outcome::DeadLetter { reason, error } => (Some(error.clone()), None, Some(reason.clone())),
-    };
-    json!({
-        "id": o.id, "outcome": o.sent.outcome.name(), "http_status": o.sent.http_status,
-        "error": error, "latency_ms": o.sent.latency_ms, "retry_in_secs": retry_in,
-        "dead_letter_reason": reason,
-    })
-}
-
-/// Runs one delivery pass. `trigger` is `cron` or `manual` (attempts log).
-pub fn run(conn: &Db, trigger: &str, scope: &Scope, limits: &Limits) -> Result<Summary, DbError> {
+/// Runs one delivery pass (the cron or the retry button).
+pub fn run(
+    conn: &Db,
+    trigger: Trigger,
+    scope: &Scope,
+    limits: &Limits,
+) -> Result<Summary, DbError> {
     let started = Instant::now();
     let started_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -240,30 +245,23 @@ pub fn run(conn: &Db, trigger: &str, scope: &Scope, limits: &Limits) -> Result<S
                 if outcomes.is_empty() {
                     continue;
                 }
-                let retry_counts: BTreeMap<i64, i32> =
-                    rows.iter().map(|c| (c.event.id, c.retry_count)).collect();
-                let increment = i32::from(trigger != "inline");
+                let counts: BTreeMap<i64, (i32, i32)> = rows
+                    .iter()
+                    .map(|c| (c.event.id, (c.retry_count, c.max_retries)))
+                    .collect();
                 let results: Vec<Value> = outcomes
                     .iter()
                     .map(|o| {
-                        result_json(o, retry_counts.get(&o.id).copied().unwrap_or(0) + increment)
+                        let (retries, max) = counts.get(&o.id).copied().unwrap_or((0, 0));
+                        let t = transition(&o.sent.outcome, trigger, retries, max, jitter());
+                        result_json(o, &t)
                     })
                     .collect();
-                let recorded: Vec<Recorded> = conn.rows(
-                    RECORD,
-                    &[
-                        ParameterValue::Str(owner.clone()),
-                        ParameterValue::Str(trigger.to_string()),
-                        ParameterValue::Jsonb(
-                            serde_json::to_vec(&Value::Array(results)).unwrap_or_default(),
-                        ),
-                    ],
-                )?;
-                for r in &recorded {
+                for r in record(conn, &owner, trigger, results)? {
                     summary.processed += 1;
-                    match r.status.as_str() {
-                        "resolved" => summary.resolved += 1,
-                        "dead_letter" => summary.dead_lettered += 1,
+                    match r.status {
+                        DeliveryStatus::Resolved => summary.resolved += 1,
+                        DeliveryStatus::DeadLetter => summary.dead_lettered += 1,
                         _ => summary.failed += 1,
                     }
                 }
@@ -324,21 +322,12 @@ pub fn send_batch(
 
 impl Limits {
     /// From the Spin variables every delivering component declares.
-    pub fn from_variables() -> Result<Limits, String> {
-        let var = |name: &str| {
-            spin_sdk::variables::get(name).map_err(|e| format!("variable {name}: {e}"))
-        };
-        let number = |name: &str| -> Result<u64, String> {
-            var(name)?
-                .trim()
-                .parse()
-                .map_err(|_| format!("variable {name} must be a whole number"))
-        };
+    pub fn from_vars(vars: &Vars) -> Result<Limits, ApiError> {
         Ok(Limits {
-            endpoints: Endpoints::from_variables()?,
-            request_timeout: Duration::from_millis(number("delivery_timeout_ms")?),
-            budget: Duration::from_millis(number("retry_run_budget_ms")?),
-            max_events: number("retry_max_events")? as usize,
+            endpoints: Endpoints::from_vars(vars)?,
+            request_timeout: vars.millis("delivery_timeout_ms")?,
+            budget: vars.millis("retry_run_budget_ms")?,
+            max_events: vars.number("retry_max_events")?,
         })
     }
 }

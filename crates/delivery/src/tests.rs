@@ -1,4 +1,5 @@
 use super::*;
+use crate::retry::backoff;
 use serde_json::json;
 
 fn endpoints() -> Endpoints {

@@ -12,8 +12,11 @@ use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue;
 
 use platform::db::Db;
-
 use platform::outbound::{self, HttpRequest};
+use platform::vars::Vars;
+use platform::ApiError;
+
+pub mod summary;
 
 pub const JOB_NAME: &str = "check-tracking-health";
 
@@ -64,74 +67,47 @@ impl Default for Thresholds {
     }
 }
 
-fn parse<T: std::str::FromStr>(name: &str, raw: &str, default: T) -> Result<T, String> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(default);
-    }
-    raw.parse()
-        .map_err(|_| format!("variable {name}: {raw:?} is not a number"))
-}
-
 impl Thresholds {
-    /// From `get(variable)`; empty values keep the built-in constant.
-    pub fn from_lookup(get: impl Fn(&str) -> Result<String, String>) -> Result<Thresholds, String> {
+    /// From the `health_*` variables; empty values keep the built-in constant.
+    pub fn from_vars(vars: &Vars) -> Result<Thresholds, ApiError> {
         let d = Thresholds::default();
         let t = Thresholds {
-            emq_warning: parse(
-                "health_emq_warning",
-                &get("health_emq_warning")?,
-                d.emq_warning,
-            )?,
-            emq_critical: parse(
-                "health_emq_critical",
-                &get("health_emq_critical")?,
-                d.emq_critical,
-            )?,
-            emq_min_events: parse(
-                "health_emq_min_events",
-                &get("health_emq_min_events")?,
-                d.emq_min_events,
-            )?,
-            backlog_critical: parse(
-                "health_backlog_critical",
-                &get("health_backlog_critical")?,
-                d.backlog_critical,
-            )?,
-            error_rate_critical: parse(
-                "health_error_rate_critical",
-                &get("health_error_rate_critical")?,
-                d.error_rate_critical,
-            )?,
-            error_rate_min_attempts: parse(
-                "health_error_rate_min_attempts",
-                &get("health_error_rate_min_attempts")?,
-                d.error_rate_min_attempts,
-            )?,
-            silence_minutes: parse(
-                "health_silence_minutes",
-                &get("health_silence_minutes")?,
-                d.silence_minutes,
-            )?,
-            silence_min_expected: parse(
-                "health_silence_min_expected",
-                &get("health_silence_min_expected")?,
-                d.silence_min_expected,
-            )?,
+            emq_warning: vars
+                .optional("health_emq_warning")?
+                .unwrap_or(d.emq_warning),
+            emq_critical: vars
+                .optional("health_emq_critical")?
+                .unwrap_or(d.emq_critical),
+            emq_min_events: vars
+                .optional("health_emq_min_events")?
+                .unwrap_or(d.emq_min_events),
+            backlog_critical: vars
+                .optional("health_backlog_critical")?
+                .unwrap_or(d.backlog_critical),
+            error_rate_critical: vars
+                .optional("health_error_rate_critical")?
+                .unwrap_or(d.error_rate_critical),
+            error_rate_min_attempts: vars
+                .optional("health_error_rate_min_attempts")?
+                .unwrap_or(d.error_rate_min_attempts),
+            silence_minutes: vars
+                .optional("health_silence_minutes")?
+                .unwrap_or(d.silence_minutes),
+            silence_min_expected: vars
+                .optional("health_silence_min_expected")?
+                .unwrap_or(d.silence_min_expected),
         };
         if t.emq_critical > t.emq_warning || t.emq_critical.is_nan() {
-            return Err("health_emq_critical must not be above health_emq_warning".into());
+            return Err(ApiError::misconfigured(
+                "health_emq_critical must not be above health_emq_warning",
+            ));
         }
         if t.silence_minutes < 1 {
-            return Err("health_silence_minutes must be at least 1".into());
+            return Err(ApiError::misconfigured(
+                "health_silence_minutes must be at least 1",
+            ));
         }
         Ok(t)
-    }
-
-    pub fn from_variables() -> Result<Thresholds, String> {
-        Thresholds::from_lookup(|name| {
-            spin_sdk::variables::get(name).map_err(|e| format!("variable {name}: {e}"))
-        })
     }
 }
 
@@ -143,8 +119,8 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub fn from_variables() -> Webhook {
-        let url = spin_sdk::variables::get("alert_webhook_url").unwrap_or_default();
+    pub fn from_vars(vars: &Vars) -> Webhook {
+        let url = vars.text("alert_webhook_url").unwrap_or_default();
         Webhook {
             url: Some(url.trim().to_string()).filter(|u| !u.is_empty()),
             timeout: Duration::from_secs(5),
@@ -300,42 +276,65 @@ pub fn run_check(conn: &Db, t: &Thresholds, webhook: &Webhook) -> anyhow::Result
     }))
 }
 
+/// Resolves an open alert by hand (`by`: who) and sends its notification (or
+/// leaves it for the next check when the webhook is down). 404 for no such
+/// alert, 409 if already resolved.
+pub fn resolve(db: &Db, id: i64, by: &str, webhook: &Webhook) -> Result<Value, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Resolved {
+        was_open: bool,
+    }
+    let resolved: Option<Resolved> = db.row(
+        "SELECT was_open FROM resolve_tracking_health_alert($1::int8, $2::text)",
+        &[
+            ParameterValue::Int64(id),
+            ParameterValue::Str(by.to_string()),
+        ],
+    )?;
+    match resolved.map(|r| r.was_open) {
+        None => Err(ApiError::new(404, "unknown_alert", format!("no alert {id}")).field("id")),
+        Some(false) => Err(ApiError::new(
+            409,
+            "already_resolved",
+            format!("alert {id} is already resolved"),
+        )),
+        Some(true) => {
+            let notified = send_notifications(db, webhook)
+                .map(|s| json!({ "sent": s.sent, "waiting": s.failed }))
+                .unwrap_or_else(|e| json!({ "error": format!("{e:#}") }));
+            Ok(json!({ "id": id, "resolution": "manual", "notifications": notified }))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Result<String, String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k: &str| Ok(map.get(k).cloned().unwrap_or_default())
-    }
 
     #[test]
     fn empty_variables_keep_the_constants() {
         assert_eq!(
-            Thresholds::from_lookup(lookup(&[])).unwrap(),
+            Thresholds::from_vars(&Vars::map(&[])).unwrap(),
             Thresholds::default()
         );
     }
 
     #[test]
     fn variables_override_and_are_checked() {
-        let t = Thresholds::from_lookup(lookup(&[
+        let t = Thresholds::from_vars(&Vars::map(&[
             ("health_backlog_critical", "50"),
             ("health_emq_warning", "6.5"),
         ]))
         .unwrap();
         assert_eq!((t.backlog_critical, t.emq_warning), (50, 6.5));
         assert!(
-            Thresholds::from_lookup(lookup(&[("health_backlog_critical", "many")]))
+            Thresholds::from_vars(&Vars::map(&[("health_backlog_critical", "many")]))
                 .unwrap_err()
+                .message
                 .contains("health_backlog_critical")
         );
-        assert!(Thresholds::from_lookup(lookup(&[("health_emq_critical", "8")])).is_err());
-        assert!(Thresholds::from_lookup(lookup(&[("health_silence_minutes", "0")])).is_err());
+        assert!(Thresholds::from_vars(&Vars::map(&[("health_emq_critical", "8")])).is_err());
+        assert!(Thresholds::from_vars(&Vars::map(&[("health_silence_minutes", "0")])).is_err());
     }
 
     #[test]

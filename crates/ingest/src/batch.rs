@@ -6,8 +6,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 use url::Url;
 
+use platform::site::Site;
+use platform::ApiError;
+
 use crate::attribution::{self, Attribution};
-use crate::site::Site;
 
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub const MAX_EVENTS: usize = 500;
@@ -27,22 +29,8 @@ pub const STANDARD_EVENTS: [&str; 6] = [
     "widget_error",
 ];
 
-/// A whole-request error: status, stable code, message and the field at fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestError {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<String>,
-}
-
-fn bad(code: &'static str, field: &str, message: impl Into<String>) -> RequestError {
-    RequestError {
-        status: 400,
-        code,
-        message: message.into(),
-        field: Some(field.to_string()),
-    }
+fn bad(code: &'static str, field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(code, field, message)
 }
 
 /// A request that passed the whole-request checks.
@@ -64,7 +52,7 @@ fn opt_string(
     key: &str,
     field: &str,
     max: usize,
-) -> Result<Option<String>, RequestError> {
+) -> Result<Option<String>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
@@ -82,31 +70,30 @@ fn opt_string(
 }
 
 /// Whole-request checks of the body.
-pub fn parse_batch(body: &[u8]) -> Result<Batch, RequestError> {
+pub fn parse_batch(body: &[u8]) -> Result<Batch, ApiError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(RequestError {
-            status: 413,
-            code: "body_too_large",
-            message: format!(
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            format!(
                 "the body is {} bytes; the limit is {MAX_BODY_BYTES} (1 MiB)",
                 body.len()
             ),
-            field: None,
-        });
+        ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| RequestError {
-        status: 400,
-        code: "malformed_json",
-        message: format!("the body is not valid JSON: {e}"),
-        field: None,
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            400,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
     })?;
     let Value::Object(obj) = value else {
-        return Err(RequestError {
-            status: 400,
-            code: "invalid_body",
-            message: "the body must be a JSON object".into(),
-            field: None,
-        });
+        return Err(ApiError::new(
+            400,
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
     };
     let client_id = match obj.get("client_id") {
         Some(Value::String(s)) => uuid::Uuid::parse_str(s)
@@ -149,12 +136,12 @@ pub fn parse_batch(body: &[u8]) -> Result<Batch, RequestError> {
             return Err(bad("invalid_field", "events", "events must not be empty"))
         }
         Some(Value::Array(a)) if a.len() > MAX_EVENTS => {
-            return Err(RequestError {
-                status: 413,
-                code: "too_many_events",
-                message: format!("{} events in one batch; the limit is {MAX_EVENTS}", a.len()),
-                field: Some("events".into()),
-            })
+            return Err(ApiError::new(
+                413,
+                "too_many_events",
+                format!("{} events in one batch; the limit is {MAX_EVENTS}", a.len()),
+            )
+            .field("events"))
         }
         Some(Value::Array(a)) => a.clone(),
         None | Some(Value::Null) => {

@@ -1,13 +1,14 @@
-//! Event ingest, without I/O: everything `POST /v1/events` decides before it
-//! writes — request validation, per-event validation, attribution from the
-//! page URL and referrer, device from the user agent, the client IP and how
-//! it is stored, and server-side sessionization. Tested natively.
+//! Event ingest: everything `POST /v1/events` decides and writes. The pure
+//! modules (request and per-event validation, attribution from the page URL
+//! and referrer, device from the user agent, server-side sessionization) are
+//! tested natively; `store` is the SQL, `endpoint` the request handling.
 
 pub mod attribution;
 pub mod batch;
-pub mod client_ip;
+pub mod config;
 pub mod device;
+pub mod endpoint;
 pub mod sessions;
-pub mod site;
+pub mod store;
 
-pub use batch::{parse_batch, validate_event, Batch, EventRow, Rejection, RequestError};
+pub use batch::{parse_batch, validate_event, Batch, EventRow, Rejection};

@@ -243,3 +243,59 @@ mod tests {
         assert!(a.sources.is_empty());
     }
 }
+
+/// The countries national phone numbers are read with, in order: the one the
+/// visitor or the assistant gave, then the client's market; the client's
+/// market before the IP's country (a VPN, a traveller).
+pub fn phone_countries<'a>(address: &'a Address, default_country: Option<&'a str>) -> Vec<&'a str> {
+    let given = address
+        .sources
+        .get("country")
+        .is_some_and(|s| *s != Source::Ip);
+    let ordered = if given {
+        [address.country.as_deref(), default_country]
+    } else {
+        [default_country, address.country.as_deref()]
+    };
+    let mut out: Vec<&str> = Vec::new();
+    for c in ordered.into_iter().flatten() {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod phone_country_tests {
+    use super::*;
+
+    fn address(country: &str, source: Source) -> Address {
+        let mut a = Address {
+            country: Some(country.into()),
+            ..Address::default()
+        };
+        a.sources.insert("country", source);
+        a
+    }
+
+    #[test]
+    fn a_given_country_comes_first_an_ip_country_last() {
+        assert_eq!(
+            phone_countries(&address("FR", Source::User), Some("US")),
+            ["FR", "US"]
+        );
+        assert_eq!(
+            phone_countries(&address("FR", Source::Ip), Some("US")),
+            ["US", "FR"]
+        );
+        assert_eq!(
+            phone_countries(&address("US", Source::Ai), Some("US")),
+            ["US"]
+        );
+        assert_eq!(
+            phone_countries(&Address::default(), None),
+            Vec::<&str>::new()
+        );
+    }
+}

@@ -85,3 +85,27 @@ mod tests {
         assert!(parse(br#"{"status":"success","countryCode":""}"#).is_err());
     }
 }
+
+/// How long to leave the provider alone after a 429: its `Retry-After` (or
+/// ip-api's `X-Ttl`) in seconds, else `default_secs`, kept within 1 s–1 h.
+pub fn pause_seconds(retry_after: Option<&str>, x_ttl: Option<&str>, default_secs: f64) -> f64 {
+    let read = |v: Option<&str>| v.and_then(|v| v.trim().parse::<f64>().ok());
+    read(retry_after)
+        .or(read(x_ttl))
+        .unwrap_or(default_secs)
+        .clamp(1.0, 3600.0)
+}
+
+#[cfg(test)]
+mod pause_tests {
+    use super::pause_seconds;
+
+    #[test]
+    fn a_429_pauses_for_what_the_provider_says_within_bounds() {
+        assert_eq!(pause_seconds(Some(" 30 "), Some("5"), 60.0), 30.0);
+        assert_eq!(pause_seconds(None, Some("5"), 60.0), 5.0);
+        assert_eq!(pause_seconds(Some("soon"), None, 60.0), 60.0);
+        assert_eq!(pause_seconds(Some("0"), None, 60.0), 1.0);
+        assert_eq!(pause_seconds(Some("86400"), None, 60.0), 3600.0);
+    }
+}

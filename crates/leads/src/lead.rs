@@ -4,6 +4,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use platform::ApiError;
+
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_TEXT: usize = 500;
@@ -11,26 +13,6 @@ const MAX_URL: usize = 2048;
 const MAX_ID: usize = 200;
 const MAX_FIELDS: usize = 100;
 const MAX_JSON_BYTES: usize = 16 * 1024;
-
-/// A whole-request error: status, machine code, message, and the field at fault.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeadError {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<String>,
-}
-
-impl LeadError {
-    pub fn field(field: &str, message: impl Into<String>) -> LeadError {
-        LeadError {
-            status: 400,
-            code: "invalid_field",
-            message: message.into(),
-            field: Some(field.to_string()),
-        }
-    }
-}
 
 /// Address fields, as given by the visitor or extracted by the chat assistant.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -109,17 +91,16 @@ impl LeadRequest {
 }
 
 /// Parses and checks a body. Strings are trimmed; empty strings become absent.
-pub fn parse(body: &[u8]) -> Result<LeadRequest, LeadError> {
+pub fn parse(body: &[u8]) -> Result<LeadRequest, ApiError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(LeadError {
-            status: 413,
-            code: "body_too_large",
-            message: format!(
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            format!(
                 "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
                 body.len()
             ),
-            field: None,
-        });
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let mut lead: LeadRequest = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -130,7 +111,7 @@ pub fn parse(body: &[u8]) -> Result<LeadRequest, LeadError> {
         } else {
             Some(path)
         };
-        LeadError {
+        ApiError {
             status: 400,
             code: if inner.is_syntax() || inner.is_eof() {
                 "invalid_json"
@@ -168,27 +149,25 @@ pub fn parse(body: &[u8]) -> Result<LeadRequest, LeadError> {
         };
         if let Some(v) = value {
             if v.chars().count() > limit {
-                return Err(LeadError::field(
+                return Err(ApiError::invalid(
                     name,
                     format!("{name} is longer than {limit} characters"),
                 ));
             }
         }
     }
-    lead.client_id = lead.client_id.trim().to_string();
-    if !platform::ids::is_uuid(&lead.client_id) {
-        return Err(LeadError::field("client_id", "client_id must be a UUID"));
-    }
+    lead.client_id = platform::ids::parse_uuid(lead.client_id.trim())
+        .ok_or_else(|| ApiError::invalid("client_id", "client_id must be a UUID"))?;
     lead.event_id = lead.event_id.trim().to_string();
     if lead.event_id.is_empty() || lead.event_id.len() > MAX_ID {
-        return Err(LeadError::field(
+        return Err(ApiError::invalid(
             "event_id",
             format!("event_id must be 1 to {MAX_ID} characters (it is the idempotency key)"),
         ));
     }
     if let Some(url) = &lead.page_url {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(LeadError::field(
+            return Err(ApiError::invalid(
                 "page_url",
                 "page_url must be an http(s) URL",
             ));
@@ -196,7 +175,7 @@ pub fn parse(body: &[u8]) -> Result<LeadRequest, LeadError> {
     }
     if let Some(c) = &lead.country {
         if crate::normalize::country_code(c).is_none() {
-            return Err(LeadError::field(
+            return Err(ApiError::invalid(
                 "country",
                 "country must be a two-letter ISO 3166-1 code such as US",
             ));
@@ -209,7 +188,7 @@ pub fn parse(body: &[u8]) -> Result<LeadRequest, LeadError> {
     ] {
         if let Some(m) = map {
             if m.len() > MAX_FIELDS || Value::Object(m.clone()).to_string().len() > MAX_JSON_BYTES {
-                return Err(LeadError::field(
+                return Err(ApiError::invalid(
                     name,
                     format!("{name} may have at most {MAX_FIELDS} keys and {MAX_JSON_BYTES} bytes"),
                 ));
@@ -218,7 +197,7 @@ pub fn parse(body: &[u8]) -> Result<LeadRequest, LeadError> {
     }
     if let Some(consent) = &lead.consent {
         if let Some((k, _)) = consent.iter().find(|(_, v)| !v.is_boolean()) {
-            return Err(LeadError::field(
+            return Err(ApiError::invalid(
                 &format!("consent.{k}"),
                 "consent flags must be true or false",
             ));
@@ -249,13 +228,13 @@ pub fn validate_contact(
     lead: &LeadRequest,
     countries: &[&str],
     contact_required: bool,
-) -> Result<Contact, LeadError> {
+) -> Result<Contact, ApiError> {
     let mut contact = Contact::default();
     if let Some(raw) = &lead.email {
         match crate::normalize::email(raw) {
             Some(e) => contact.email = Some(e),
             None if contact_required => {
-                return Err(LeadError::field(
+                return Err(ApiError::invalid(
                     "email",
                     format!("{raw:?} is not a valid email address"),
                 ))
@@ -282,7 +261,7 @@ pub fn validate_contact(
         match parsed {
             Ok(p) => contact.phone = Some(p),
             Err(reason) if contact_required => {
-                return Err(LeadError::field(
+                return Err(ApiError::invalid(
                     "phone",
                     format!("{raw:?} is not a valid phone number: {reason}"),
                 ))
@@ -293,7 +272,7 @@ pub fn validate_contact(
         }
     }
     if contact_required && contact.email.is_none() && contact.phone.is_none() {
-        return Err(LeadError::field(
+        return Err(ApiError::invalid(
             "email",
             "a lead needs a valid email or phone (this client does not accept leads without one)",
         ));

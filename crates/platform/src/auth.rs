@@ -9,6 +9,8 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::error::ApiError;
+
 /// Who a valid token says the caller is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -33,14 +35,6 @@ impl Caller {
     }
 }
 
-/// Why a request is refused: the status (401 or 403), a code and a sentence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-}
-
 #[derive(Deserialize)]
 struct Claims {
     sub: Option<String>,
@@ -50,16 +44,12 @@ struct Claims {
     client_ids: Vec<String>,
 }
 
-fn unauthorized(message: impl Into<String>) -> Refusal {
-    Refusal {
-        status: 401,
-        code: "unauthorized",
-        message: message.into(),
-    }
+fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(401, "unauthorized", message)
 }
 
 /// Checks the `Authorization` header value against `secret`.
-pub fn authenticate(authorization: Option<&str>, secret: &str) -> Result<Caller, Refusal> {
+pub fn authenticate(authorization: Option<&str>, secret: &str) -> Result<Caller, ApiError> {
     let header = authorization
         .ok_or_else(|| unauthorized("an Authorization: Bearer <token> header is required"))?;
     let token = header
@@ -107,30 +97,51 @@ pub fn authenticate(authorization: Option<&str>, secret: &str) -> Result<Caller,
 }
 
 /// `authenticate`, then require the admin role.
-pub fn require_admin(authorization: Option<&str>, secret: &str) -> Result<Caller, Refusal> {
+pub fn require_admin(authorization: Option<&str>, secret: &str) -> Result<Caller, ApiError> {
     let caller = authenticate(authorization, secret)?;
     if caller.is_admin() {
         Ok(caller)
     } else {
-        Err(Refusal {
-            status: 403,
-            code: "forbidden",
-            message: "this endpoint needs the admin role".into(),
-        })
+        Err(ApiError::new(
+            403,
+            "forbidden",
+            "this endpoint needs the admin role",
+        ))
     }
 }
 
-/// For an admin endpoint: the caller, or the 401/403 response to send. The
-/// secret is the Spin variable `admin_jwt_secret` (empty: every token refused).
-pub fn admin_or_refusal(req: &spin_sdk::http::Request) -> Result<Caller, spin_sdk::http::Response> {
-    let secret = spin_sdk::variables::get("admin_jwt_secret").unwrap_or_default();
-    let header = req.header("authorization").and_then(|h| h.as_str());
-    require_admin(header, &secret).map_err(|r| {
-        crate::respond::json(
-            r.status,
-            &crate::respond::error_body(r.code, &r.message, None),
-        )
-    })
+/// The secret admin tokens are signed with: the Spin variable
+/// `admin_jwt_secret` (empty: every token is refused).
+pub fn secret() -> String {
+    spin_sdk::variables::get("admin_jwt_secret").unwrap_or_default()
+}
+
+/// Whether the request carries `Authorization: Bearer <token>` with this
+/// exact token (an empty token matches nothing). Compared in constant time,
+/// so the token cannot be guessed byte by byte.
+pub fn bearer_is(req: &spin_sdk::http::Request, token: &str) -> bool {
+    let given = crate::request::header(req, "authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim();
+    !token.is_empty()
+        && token.len() == given.len()
+        && token
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The caller of a request, whatever its role (401 without a valid token).
+pub fn caller(req: &spin_sdk::http::Request) -> Result<Caller, ApiError> {
+    authenticate(crate::request::header(req, "authorization"), &secret())
+}
+
+/// The caller of an admin endpoint (401 without a valid token, 403 without
+/// the admin role).
+pub fn admin(req: &spin_sdk::http::Request) -> Result<Caller, ApiError> {
+    require_admin(crate::request::header(req, "authorization"), &secret())
 }
 
 #[cfg(test)]

@@ -1,24 +1,25 @@
-//! Identifier formats shared by the endpoints' input checks.
+//! Identifiers in requests.
 
-/// Whether `s` is a UUID in its canonical textual form (any case): what
-/// `$n::text::uuid` will accept without error.
-pub fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
+/// `s` as a UUID in canonical form (lower-case, hyphenated), if it is one:
+/// what `$n::text::uuid` accepts, written the way the database prints it.
+pub fn parse_uuid(s: &str) -> Option<String> {
+    uuid::Uuid::try_parse(s)
+        .ok()
+        .map(|u| u.hyphenated().to_string())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_uuid;
+    use super::parse_uuid;
 
     #[test]
-    fn canonical_uuids_only() {
-        assert!(is_uuid("6f1c2a3e-1111-4c4c-9d9d-0123456789AB"));
-        assert!(!is_uuid("6f1c2a3e11114c4c9d9d0123456789ab"));
-        assert!(!is_uuid("6f1c2a3e-1111-4c4c-9d9d-0123456789ag"));
-        assert!(!is_uuid("nope"));
+    fn uuids_are_read_and_written_canonically() {
+        assert_eq!(
+            parse_uuid("6F1C2A3E-1111-4C4C-9D9D-0123456789AB").as_deref(),
+            Some("6f1c2a3e-1111-4c4c-9d9d-0123456789ab")
+        );
+        assert!(parse_uuid("6f1c2a3e-1111-4c4c-9d9d-0123456789ag").is_none());
+        assert!(parse_uuid("nope").is_none());
+        assert!(parse_uuid("").is_none());
     }
 }

@@ -14,6 +14,10 @@ use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue;
 
 use platform::db::Db;
+use platform::vars::Vars;
+use platform::ApiError;
+
+pub mod clients;
 
 /// The job name in `job_runs`, and its lock: cron and manual runs share it.
 pub const JOB_NAME: &str = "detect-tracking-health";
@@ -57,17 +61,10 @@ impl Default for Thresholds {
 impl Thresholds {
     /// Reads `tracking_health_min_prior_visitors`, `..._min_widget_visitors`
     /// and `..._min_chats`; an empty value keeps the default.
-    pub fn from_variables() -> Result<Thresholds> {
-        let read = |name: &str, default: i64| -> Result<i64> {
-            let raw = spin_sdk::variables::get(name).with_context(|| format!("variable {name}"))?;
-            if raw.trim().is_empty() {
-                return Ok(default);
-            }
-            raw.trim()
-                .parse()
-                .with_context(|| format!("variable {name} must be a whole number, got {raw:?}"))
-        };
+    pub fn from_vars(vars: &Vars) -> Result<Thresholds, ApiError> {
         let d = Thresholds::default();
+        let read =
+            |name: &str, default: i64| Ok::<_, ApiError>(vars.optional(name)?.unwrap_or(default));
         Ok(Thresholds {
             min_prior_visitors: read("tracking_health_min_prior_visitors", d.min_prior_visitors)?,
             min_widget_visitors: read(
@@ -127,6 +124,44 @@ pub fn outcome(name: &str) -> Option<&'static Outcome> {
 pub enum AsOf {
     Now,
     At(DateTime<Utc>),
+}
+
+impl AsOf {
+    /// The `as_of` of `POST /admin/tracking-health/detect`'s body (empty, or
+    /// `{"as_of": "<RFC 3339>"}`): now when absent; never in the future.
+    pub fn from_body(body: &[u8], now: DateTime<Utc>) -> Result<AsOf, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(AsOf::Now);
+        }
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                400,
+                "malformed_json",
+                format!("the body is not valid JSON: {e}"),
+            )
+        })?;
+        match value.get("as_of") {
+            None | Some(Value::Null) => Ok(AsOf::Now),
+            Some(Value::String(s)) => {
+                let t = DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| {
+                        ApiError::invalid(
+                            "as_of",
+                            format!("as_of {s:?} is not an RFC 3339 timestamp"),
+                        )
+                    })?
+                    .with_timezone(&Utc);
+                if t > now {
+                    return Err(ApiError::invalid("as_of", "as_of is in the future"));
+                }
+                Ok(AsOf::At(t))
+            }
+            Some(_) => Err(ApiError::invalid(
+                "as_of",
+                "as_of must be an RFC 3339 string",
+            )),
+        }
+    }
 }
 
 /// Refreshes `mv_client_stats_30d` (without blocking its readers), then
@@ -192,6 +227,49 @@ pub fn run_detection(conn: &Db, when: AsOf, t: &Thresholds) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_of_is_now_an_instant_or_a_named_error() {
+        let now = Utc::now();
+        assert_eq!(AsOf::from_body(b"", now).unwrap(), AsOf::Now);
+        assert_eq!(
+            AsOf::from_body(br#"{"as_of": null}"#, now).unwrap(),
+            AsOf::Now
+        );
+        assert_eq!(
+            AsOf::from_body(br#"{"as_of": "2026-01-02T03:04:05Z"}"#, now).unwrap(),
+            AsOf::At("2026-01-02T03:04:05Z".parse().unwrap())
+        );
+        for body in [
+            &br#"{"as_of": "yesterday"}"#[..],
+            br#"{"as_of": 5}"#,
+            br#"{"as_of": "2999-01-01T00:00:00Z"}"#,
+        ] {
+            assert_eq!(
+                AsOf::from_body(body, now).unwrap_err().field.as_deref(),
+                Some("as_of")
+            );
+        }
+        assert_eq!(
+            AsOf::from_body(b"{", now).unwrap_err().code,
+            "malformed_json"
+        );
+    }
+
+    #[test]
+    fn empty_variables_keep_the_constants() {
+        let vars = Vars::map(&[("tracking_health_min_chats", "12")]);
+        let t = Thresholds::from_vars(&vars).unwrap();
+        assert_eq!(
+            (t.min_chats, t.min_widget_visitors),
+            (12, MIN_WIDGET_VISITORS)
+        );
+        let bad = Vars::map(&[("tracking_health_min_chats", "a few")]);
+        assert!(Thresholds::from_vars(&bad)
+            .unwrap_err()
+            .message
+            .contains("tracking_health_min_chats"));
+    }
 
     #[test]
     fn outcomes_follow_the_tree_order_and_colors() {

@@ -1,0 +1,151 @@
+//! `POST /v1/events`: the request → checks → one write → the answer.
+//! Validation, attribution and sessionization are the pure modules of this
+//! crate; the database part is `store`.
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use spin_sdk::http::{Request, Response};
+
+use platform::cors::with_cors;
+use platform::request::{header, require_json};
+use platform::vars::Vars;
+use platform::{client_ip, db, respond, ApiError};
+
+use crate::batch::{parse_batch, validate_event, EventRow, Rejection};
+use crate::config::Config;
+use crate::device::parse_user_agent;
+use crate::store::{self, BatchWrite};
+
+/// Answers `POST /v1/events`, with the CORS headers for an allowed origin.
+pub fn receive(req: &Request) -> Response {
+    let origin = header(req, "origin");
+    let response = accept(req).unwrap_or_else(ApiError::into_response);
+    with_cors(response, origin)
+}
+
+fn not_stored(e: db::DbError) -> ApiError {
+    ApiError::db(e, "events were not stored")
+}
+
+fn accept(req: &Request) -> Result<Response, ApiError> {
+    require_json(req)?;
+    let batch = parse_batch(req.body())?;
+    let config = Config::from_vars(&Vars::spin())?;
+    let db = db::connect().map_err(not_stored)?;
+    let user_agent: String = batch
+        .user_agent
+        .as_deref()
+        .or(header(req, "user-agent"))
+        .unwrap_or_default()
+        .chars()
+        .take(1000)
+        .collect();
+    let client = store::load_client(&db, &batch.client_id, &user_agent)
+        .map_err(not_stored)?
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                "unknown_client",
+                format!("no client {}", batch.client_id),
+            )
+            .field("client_id")
+        })?;
+    if !client.enabled {
+        return Err(ApiError::new(
+            403,
+            "client_disabled",
+            format!("client {} is disabled", batch.client_id),
+        )
+        .field("client_id"));
+    }
+    if let Some(o) = header(req, "origin") {
+        if !client.site.allows_origin(o) {
+            return Err(ApiError::new(
+                403,
+                "origin_not_allowed",
+                format!("origin {o:?} is not the client's domain or a subdomain of it"),
+            ));
+        }
+    }
+
+    let now = Utc::now();
+    let (mut accepted, rejected): (Vec<EventRow>, Vec<Rejection>) = {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for (i, raw) in batch.events.iter().enumerate() {
+            match validate_event(i, raw, now, &client.site) {
+                Ok(e) => ok.push(e),
+                Err(r) => bad.push(r),
+            }
+        }
+        (ok, bad)
+    };
+    accepted.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+
+    let ip = client_ip::client_ip(
+        header(req, "spin-client-addr"),
+        header(req, "x-forwarded-for"),
+        &config.trusted_proxies,
+    )
+    .and_then(|ip| client_ip::stored(ip, config.ip_storage));
+    // Parsing compiles the parser's rules in every fresh instance: only for
+    // user agents not parsed before (then cached by the write).
+    let (device, new_user_agent) = match client.cached_device {
+        Some(d) => (d, None),
+        None => (parse_user_agent(&user_agent), Some(user_agent.as_str())),
+    };
+    let write = BatchWrite {
+        batch: &batch,
+        accepted: &accepted,
+        rejected: &rejected,
+        device: &device,
+        new_user_agent,
+        ip: ip.as_deref(),
+        rejected_cap_per_hour: config.rejected_cap_per_hour,
+    };
+    let session_id = store::save(&db, &write, config.session_timeout).map_err(not_stored)?;
+    let (status, body) = answer(accepted.len(), &rejected, session_id);
+    Ok(respond::json(status, &body))
+}
+
+/// The status and body: 200 all stored, 207 some rejected, 422 none stored.
+pub fn answer(accepted: usize, rejected: &[Rejection], session_id: Option<String>) -> (u16, Value) {
+    let status = match (accepted, rejected.is_empty()) {
+        (_, true) => 200,
+        (0, false) => 422,
+        (_, false) => 207,
+    };
+    let rejected: Vec<Value> = rejected
+        .iter()
+        .map(|r| json!({ "index": r.index, "event_id": r.event_id, "field": r.field, "reason": r.reason }))
+        .collect();
+    (
+        status,
+        json!({ "accepted": accepted, "rejected": rejected, "session_id": session_id }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejection(index: usize) -> Rejection {
+        Rejection {
+            index,
+            event_id: None,
+            field: format!("events[{index}].name"),
+            reason: "name is required".into(),
+            raw: json!({}),
+        }
+    }
+
+    #[test]
+    fn the_status_says_whether_all_some_or_none_were_stored() {
+        assert_eq!(answer(3, &[], Some("s".into())).0, 200);
+        assert_eq!(answer(2, &[rejection(1)], None).0, 207);
+        let (status, body) = answer(0, &[rejection(0)], None);
+        assert_eq!(status, 422);
+        assert_eq!(body["rejected"][0]["field"], "events[0].name");
+        assert!(body["rejected"][0].get("raw").is_none());
+    }
+}
