@@ -92,7 +92,7 @@ pub async fn run(database_url: String, millions: i64, requests: usize) -> Result
         .await?;
     let (attempts, outbox): (i64, i64) = (counts.get(0), counts.get(1));
 
-    let addr = serve_app(HashMap::from([
+    let (_, addr) = serve_app(HashMap::from([
         ("database_url".to_string(), database_url.clone()),
         ("admin_jwt_secret".to_string(), SECRET.to_string()),
     ]))

@@ -21,7 +21,6 @@
 //! each read endpoint through the local host, one request at a time.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -30,7 +29,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio_postgres::Client;
 
-use spin_local::{App, LoadOptions, VariableSources};
 
 use crate::{machine, ms, percentile};
 
@@ -513,26 +511,11 @@ pub async fn run(o: Options) -> Result<()> {
         generate(&client, o.millions).await?;
     }
 
-    let sources = VariableSources {
-        explicit: HashMap::from([
-            ("database_url".to_string(), o.database_url.clone()),
-            ("admin_jwt_secret".to_string(), SECRET.to_string()),
-        ]),
-        env: HashMap::new(),
-    };
-    let app: Arc<App> = App::load(
-        &root.join("spin.toml"),
-        LoadOptions {
-            variables: sources,
-            check_databases: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .context("loading spin.toml (build the components first: scripts/build-components)")?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(spin_local::server::serve(app.clone(), listener));
+    let (app, addr) = crate::serve_app(HashMap::from([
+        ("database_url".to_string(), o.database_url.clone()),
+        ("admin_jwt_secret".to_string(), SECRET.to_string()),
+    ]))
+    .await?;
     let token = admin_token()?;
 
     if !o.reads_only {

@@ -125,7 +125,7 @@ pub async fn run(seconds: u64, database_url: String) -> Result<()> {
             ("geo_remote_base_url".to_string(), remote.url.clone()),
             ("geo_remote_timeout_ms".to_string(), "1000".to_string()),
         ]);
-        let addr = serve_app(vars).await?;
+        let (_, addr) = serve_app(vars).await?;
         for concurrency in [1usize, 16] {
             let seed = seed.clone();
             let headers: crate::HeaderMaker = Arc::new(move || {

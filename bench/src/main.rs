@@ -122,7 +122,9 @@ enum Command {
 }
 
 /// Loads spin.toml with `vars` and serves it on an ephemeral port.
-pub(crate) async fn serve_app(vars: HashMap<String, String>) -> Result<std::net::SocketAddr> {
+pub(crate) async fn serve_app(
+    vars: HashMap<String, String>,
+) -> Result<(Arc<App>, std::net::SocketAddr)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let app: Arc<App> = App::load(
         &root.join("spin.toml"),
@@ -139,8 +141,8 @@ pub(crate) async fn serve_app(vars: HashMap<String, String>) -> Result<std::net:
     .context("loading spin.toml (build the components first: scripts/build-components)")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(spin_local::server::serve(app, listener));
-    Ok(addr)
+    tokio::spawn(spin_local::server::serve(app.clone(), listener));
+    Ok((app, addr))
 }
 
 /// A native connection for loading and measuring: the database's request
@@ -311,23 +313,7 @@ async fn healthz(seconds: u64, database_url: String, instantiations: usize) -> R
     println!("machine: {}", machine());
     println!("preparing: migrating {database_url}");
     spin_local::migrate::migrate(&database_url, &root.join("migrations"), true).await?;
-    let sources = VariableSources {
-        explicit: HashMap::from([("database_url".to_string(), database_url)]),
-        env: HashMap::new(),
-    };
-    let app: Arc<App> = App::load(
-        &root.join("spin.toml"),
-        LoadOptions {
-            variables: sources,
-            check_databases: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .context("loading spin.toml (build the components first: scripts/build-components)")?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(spin_local::server::serve(app.clone(), listener));
+    let (app, addr) = serve_app(HashMap::from([("database_url".to_string(), database_url)])).await?;
 
     let mut rows = Vec::new();
     for concurrency in [1usize, 32] {

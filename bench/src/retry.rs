@@ -44,7 +44,7 @@ pub async fn run(database_url: String, events: i64) -> Result<()> {
         Reply::json(200, json!({ "events_received": n })).after(Duration::from_millis(50))
     })
     .await;
-    let addr = serve_app(HashMap::from([
+    let (_, addr) = serve_app(HashMap::from([
         ("database_url".to_string(), database_url.clone()),
         ("meta_capi_base_url".to_string(), meta.url.clone()),
         ("admin_jwt_secret".to_string(), SECRET.to_string()),

@@ -9,7 +9,7 @@ use spin_sdk::http::{Request, Response};
 use platform::cors::with_cors;
 use platform::request::{header, require_json};
 use platform::vars::Vars;
-use platform::{client_ip, db, respond, ApiError};
+use platform::{client_ip, db, respond, site, ApiError};
 
 use crate::batch::{parse_batch, validate_event, EventRow, Rejection};
 use crate::config::Config;
@@ -40,33 +40,8 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
         .chars()
         .take(1000)
         .collect();
-    let client = store::load_client(&db, &batch.client_id, &user_agent)
-        .map_err(not_stored)?
-        .ok_or_else(|| {
-            ApiError::new(
-                404,
-                "unknown_client",
-                format!("no client {}", batch.client_id),
-            )
-            .field("client_id")
-        })?;
-    if !client.enabled {
-        return Err(ApiError::new(
-            403,
-            "client_disabled",
-            format!("client {} is disabled", batch.client_id),
-        )
-        .field("client_id"));
-    }
-    if let Some(o) = header(req, "origin") {
-        if !client.site.allows_origin(o) {
-            return Err(ApiError::new(
-                403,
-                "origin_not_allowed",
-                format!("origin {o:?} is not the client's domain or a subdomain of it"),
-            ));
-        }
-    }
+    let client = store::load_client(&db, &batch.client_id, &user_agent).map_err(not_stored)?;
+    let client = site::admit(&batch.client_id, client, header(req, "origin"))?;
 
     let now = Utc::now();
     let (mut accepted, rejected): (Vec<EventRow>, Vec<Rejection>) = {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue;
 
 use platform::db::{Db, DbError};
-use platform::site::Site;
+use platform::site::{Site, WidgetClient};
 
 use crate::batch::{Batch, EventRow, Rejection};
 use crate::device::{Device, PARSER};
@@ -41,6 +41,15 @@ pub struct Client {
     pub enabled: bool,
     pub site: Site,
     pub cached_device: Option<Device>,
+}
+
+impl WidgetClient for Client {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn site(&self) -> &Site {
+        &self.site
+    }
 }
 
 #[derive(Deserialize)]

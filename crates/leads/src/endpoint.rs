@@ -16,7 +16,7 @@ use platform::cors::with_cors;
 use platform::outbound::{self, HttpRequest};
 use platform::request::{header, require_json};
 use platform::vars::Vars;
-use platform::{client_ip, db, respond, ApiError};
+use platform::{client_ip, db, respond, site, ApiError};
 
 use crate::config::Config;
 use crate::conversions::{self, LeadConversion};
@@ -41,33 +41,8 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
     let lead = lead::parse(req.body())?;
     let config = Config::from_vars(&Vars::spin())?;
     let db = db::connect().map_err(not_stored)?;
-    let client = store::load_client(&db, &lead.client_id)
-        .map_err(not_stored)?
-        .ok_or_else(|| {
-            ApiError::new(
-                404,
-                "unknown_client",
-                format!("no client {}", lead.client_id),
-            )
-            .field("client_id")
-        })?;
-    if !client.enabled {
-        return Err(ApiError::new(
-            403,
-            "client_disabled",
-            format!("client {} is disabled", lead.client_id),
-        )
-        .field("client_id"));
-    }
-    if let Some(o) = header(req, "origin") {
-        if !client.site.allows_origin(o) {
-            return Err(ApiError::new(
-                403,
-                "origin_not_allowed",
-                format!("origin {o:?} is not the client's domain or a subdomain of it"),
-            ));
-        }
-    }
+    let client = store::load_client(&db, &lead.client_id).map_err(not_stored)?;
+    let client = site::admit(&lead.client_id, client, header(req, "origin"))?;
     let ip = client_ip::client_ip(
         header(req, "spin-client-addr"),
         header(req, "x-forwarded-for"),

@@ -8,7 +8,7 @@ use spin_sdk::pg4::ParameterValue;
 
 use delivery::Kind;
 use platform::db::{Db, DbError};
-use platform::site::Site;
+use platform::site::{Site, WidgetClient};
 
 use crate::geo::IpLocation;
 
@@ -49,6 +49,15 @@ pub struct Client {
     pub destinations: Vec<Destination>,
     /// Seconds the remote geo provider stays paused after a 429.
     pub remote_paused_for: Option<f64>,
+}
+
+impl WidgetClient for Client {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn site(&self) -> &Site {
+        &self.site
+    }
 }
 
 /// An enabled destination of the client.

@@ -58,9 +58,75 @@ pub fn candidate_roots(host: &str) -> Vec<String> {
     out
 }
 
+/// A client as a widget endpoint loaded it.
+pub trait WidgetClient {
+    fn enabled(&self) -> bool;
+    fn site(&self) -> &Site;
+}
+
+/// The client a widget request is for, if it may go on: the client exists
+/// (else 404 `unknown_client`), is enabled (else 403 `client_disabled`), and
+/// the page's `Origin`, when the browser sent one, is its site (else 403
+/// `origin_not_allowed`).
+pub fn admit<C: WidgetClient>(
+    client_id: &str,
+    client: Option<C>,
+    origin: Option<&str>,
+) -> Result<C, crate::ApiError> {
+    use crate::ApiError;
+    let Some(client) = client else {
+        return Err(
+            ApiError::new(404, "unknown_client", format!("no client {client_id}")).field("client_id"),
+        );
+    };
+    if !client.enabled() {
+        return Err(ApiError::new(
+            403,
+            "client_disabled",
+            format!("client {client_id} is disabled"),
+        )
+        .field("client_id"));
+    }
+    match origin {
+        Some(o) if !client.site().allows_origin(o) => Err(ApiError::new(
+            403,
+            "origin_not_allowed",
+            format!("origin {o:?} is not the client's domain or a subdomain of it"),
+        )),
+        _ => Ok(client),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_widget_request_needs_an_enabled_client_on_its_own_site() {
+        let site = Site {
+            root_domain: Some("shop.com".into()),
+            allow_localhost: false,
+        };
+        struct C(bool, Site);
+        impl WidgetClient for C {
+            fn enabled(&self) -> bool {
+                self.0
+            }
+            fn site(&self) -> &Site {
+                &self.1
+            }
+        }
+        let status = |enabled: Option<bool>, o: Option<&str>| {
+            admit("c1", enabled.map(|e| C(e, site.clone())), o)
+                .map(|_| ())
+                .map_err(|e| (e.status, e.code))
+        };
+        assert_eq!(status(Some(true), Some("https://www.shop.com")), Ok(()));
+        assert_eq!(status(Some(true), None), Ok(()));
+        assert_eq!(status(None, None), Err((404, "unknown_client")));
+        assert_eq!(status(Some(false), None), Err((403, "client_disabled")));
+        assert_eq!(status(Some(true), Some("https://evil.com")), Err((403, "origin_not_allowed")));
+    }
 
     fn site(root: &str, localhost: bool) -> Site {
         Site {
