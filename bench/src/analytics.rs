@@ -29,7 +29,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio_postgres::Client;
 
-
 use crate::{machine, ms, percentile};
 
 const CLIENTS: i64 = 10_000;

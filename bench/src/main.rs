@@ -313,7 +313,8 @@ async fn healthz(seconds: u64, database_url: String, instantiations: usize) -> R
     println!("machine: {}", machine());
     println!("preparing: migrating {database_url}");
     spin_local::migrate::migrate(&database_url, &root.join("migrations"), true).await?;
-    let (app, addr) = serve_app(HashMap::from([("database_url".to_string(), database_url)])).await?;
+    let (app, addr) =
+        serve_app(HashMap::from([("database_url".to_string(), database_url)])).await?;
 
     let mut rows = Vec::new();
     for concurrency in [1usize, 32] {

@@ -76,7 +76,8 @@ pub fn admit<C: WidgetClient>(
     use crate::ApiError;
     let Some(client) = client else {
         return Err(
-            ApiError::new(404, "unknown_client", format!("no client {client_id}")).field("client_id"),
+            ApiError::new(404, "unknown_client", format!("no client {client_id}"))
+                .field("client_id"),
         );
     };
     if !client.enabled() {
@@ -125,7 +126,10 @@ mod tests {
         assert_eq!(status(Some(true), None), Ok(()));
         assert_eq!(status(None, None), Err((404, "unknown_client")));
         assert_eq!(status(Some(false), None), Err((403, "client_disabled")));
-        assert_eq!(status(Some(true), Some("https://evil.com")), Err((403, "origin_not_allowed")));
+        assert_eq!(
+            status(Some(true), Some("https://evil.com")),
+            Err((403, "origin_not_allowed"))
+        );
     }
 
     fn site(root: &str, localhost: bool) -> Site {
