@@ -851,10 +851,26 @@ $$;
 
 
 --
+-- Name: ingest_delete_expired_event_keys(timestamp with time zone, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ingest_delete_expired_event_keys(p_before timestamp with time zone, p_batch integer) RETURNS bigint
+    LANGUAGE sql
+    AS $$
+    WITH gone AS (
+        DELETE FROM event_keys WHERE ctid = ANY (ARRAY(
+            SELECT ctid FROM event_keys WHERE received_at < p_before LIMIT p_batch))
+        RETURNING 1
+    )
+    SELECT count(*) FROM gone
+$$;
+
+
+--
 -- Name: ingest_write_batch(jsonb, text, text, text, text, text, text, text, boolean, text, text, text, jsonb, bigint, text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.ingest_write_batch(p_events jsonb, p_client_id text, p_person_id text, p_device_type text, p_browser text, p_browser_version text, p_os text, p_os_version text, p_is_bot boolean, p_client_ip text, p_locale text, p_screen text, p_rejections jsonb, p_rejected_cap bigint, p_new_user_agent text, p_parser text) RETURNS TABLE(n_inserted bigint, n_sessions bigint, n_rejections_stored bigint, n_user_agents_cached bigint)
+CREATE FUNCTION public.ingest_write_batch(p_events jsonb, p_client_id text, p_person_id text, p_device_type text, p_browser text, p_browser_version text, p_os text, p_os_version text, p_is_bot boolean, p_client_ip text, p_locale text, p_screen text, p_rejections jsonb, p_rejected_cap bigint, p_new_user_agent text, p_parser text) RETURNS TABLE(n_inserted bigint, n_sessions bigint, n_rejections_stored bigint, n_user_agents_cached bigint, duplicates text[])
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -868,6 +884,16 @@ BEGIN
             utm_campaign text, utm_term text, utm_content text, gclid text, fbclid text,
             fbc text, properties jsonb)
     ),
+    -- Claims each event id for the client; an id claimed before (a retry,
+    -- even with another timestamp) is a duplicate and is not stored again.
+    new_keys AS (
+        INSERT INTO event_keys (client_id, event_id, occurred_at)
+        SELECT p_client_id::text::uuid, b.event_id, b.occurred_at
+          FROM batch b
+         ORDER BY b.event_id
+        ON CONFLICT (client_id, event_id) DO NOTHING
+        RETURNING event_id
+    ),
     inserted AS (
         INSERT INTO session_events (
             event_id, client_id, person_id, session_id, event_name, occurred_at,
@@ -879,6 +905,7 @@ BEGIN
                b.utm_source, b.utm_medium, b.utm_campaign, b.utm_term, b.utm_content, b.gclid, b.fbclid, b.fbc,
                p_device_type::text, p_browser::text, p_os::text, p_is_bot::bool, p_client_ip::text, coalesce(b.properties, '{}'::jsonb)
           FROM batch b
+          JOIN new_keys k ON k.event_id = b.event_id
          -- One lock order for every writer: concurrent retries cannot deadlock.
          ORDER BY b.occurred_at, b.event_id
         ON CONFLICT (event_id, occurred_at) DO NOTHING
@@ -946,9 +973,11 @@ BEGIN
     ),
     rejections AS (
         INSERT INTO rejected_events (client_id, event_index, event_id, field, reason, payload)
-        SELECT p_client_id::text::uuid, r.event_index, r.event_id, r.field, r.reason, r.payload
+        SELECT p_client_id::text::uuid, r.event_index, r.event_id, r.field, r.reason,
+               coalesce(r.payload, 'null'::jsonb)
           FROM jsonb_to_recordset(p_rejections::jsonb) AS r(event_index int, event_id text, field text, reason text, payload jsonb)
          LIMIT greatest(0, p_rejected_cap::int8 - (SELECT n FROM recent_rejections))
+        ON CONFLICT (client_id, md5(payload::text)) DO NOTHING
         RETURNING 1
     ),
     user_agent_cache AS (
@@ -965,7 +994,9 @@ BEGIN
     SELECT (SELECT count(*) FROM inserted)::int8,
            (SELECT count(*) FROM sessions)::int8,
            (SELECT count(*) FROM rejections)::int8,
-           (SELECT count(*) FROM user_agent_cache)::int8;
+           (SELECT count(*) FROM user_agent_cache)::int8,
+           ARRAY(SELECT b.event_id::text FROM batch b
+                  WHERE b.event_id NOT IN (SELECT event_id FROM new_keys));
 END $$;
 
 
@@ -1482,6 +1513,18 @@ ALTER TABLE public.delivery_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDE
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+
+--
+-- Name: event_keys; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.event_keys (
+    client_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    occurred_at timestamp with time zone NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 
@@ -2044,6 +2087,14 @@ ALTER TABLE ONLY public.delivery_attempts
 
 
 --
+-- Name: event_keys event_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.event_keys
+    ADD CONSTRAINT event_keys_pkey PRIMARY KEY (client_id, event_id);
+
+
+--
 -- Name: geo_provider_pauses geo_provider_pauses_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2269,6 +2320,13 @@ CREATE INDEX delivery_attempts_by_time ON public.delivery_attempts USING btree (
 
 
 --
+-- Name: event_keys_received; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX event_keys_received ON public.event_keys USING brin (received_at);
+
+
+--
 -- Name: geoip_city_ranges_ip_from; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -2294,6 +2352,13 @@ CREATE UNIQUE INDEX mv_client_stats_30d_client ON public.mv_client_stats_30d USI
 --
 
 CREATE INDEX rejected_events_by_client ON public.rejected_events USING btree (client_id, received_at DESC);
+
+
+--
+-- Name: rejected_events_once; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX rejected_events_once ON public.rejected_events USING btree (client_id, md5((payload)::text));
 
 
 --

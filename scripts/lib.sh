@@ -8,3 +8,15 @@ ensure_postgres() {
     return 1
   fi
 }
+
+# The Python tools the tests use (schemathesis, openapi-spec-validator), pinned
+# in tests/fuzz/requirements.txt, in target/pyenv.
+ensure_pyenv() {
+  local stamp=target/pyenv/.requirements
+  if ! cmp -s tests/fuzz/requirements.txt "$stamp" 2>/dev/null; then
+    echo "==> installing the Python test tools (tests/fuzz/requirements.txt)"
+    python3 -m venv target/pyenv
+    target/pyenv/bin/pip install --quiet --disable-pip-version-check -r tests/fuzz/requirements.txt
+    cp tests/fuzz/requirements.txt "$stamp"
+  fi
+}

@@ -82,8 +82,10 @@ async fn healthz_rejects_other_methods_and_unmatched_routes_get_404() {
         .send()
         .await
         .unwrap();
+    // Every path no route matches: a JSON 404 in the one error shape.
     assert_eq!(res.status(), 404);
-    assert_eq!(res.text().await.unwrap(), "");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
     let res = http()
         .get(format!("{}/healthzz", app.url))
         .send()

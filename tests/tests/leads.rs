@@ -697,7 +697,7 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
     let (s, res) = post_raw(&app, "{\"client_id\":".into(), &[]).await;
     assert_eq!(
         (s, res["error"]["code"].as_str()),
-        (400, Some("invalid_json"))
+        (400, Some("malformed_json"))
     );
     let huge = lead(strict, json!({ "fields": { "notes": "x".repeat(70_000) } }));
     assert_eq!(post(&app, &huge, ip).await.0, 413);

@@ -584,14 +584,14 @@ async fn named_dead_letters_are_requeued_and_bad_requests_are_refused() {
         (json!({ "ids": [done] }), 400, "already_resolved"),
         (json!({ "ids": [987654] }), 404, "unknown_ids"),
         (json!({ "ids": [] }), 400, "invalid_field"),
-        (json!({ "ids": ["x"] }), 400, "malformed_body"),
+        (json!({ "ids": ["x"] }), 400, "invalid_field"),
         (json!({ "retry_all": false }), 400, "invalid_field"),
         (
             json!({ "retry_all": true, "ids": [dead] }),
             400,
-            "malformed_body",
+            "invalid_body",
         ),
-        (json!({ "retryAll": true }), 400, "malformed_body"),
+        (json!({ "retryAll": true }), 400, "invalid_field"),
     ];
     for (body, status, code) in cases {
         let (s, res) = retry(&app, body.clone(), &admin_bearer()).await;

@@ -624,7 +624,9 @@ async fn a_failed_run_leaves_the_previous_verdicts_and_is_recorded() {
     .await;
     let (status, body) = detect(&app, json!({})).await;
     assert_eq!(status, 500, "{body}");
-    assert!(body["error"]["message"]
+    // The error is in job_runs and the log, not in the answer.
+    assert_eq!(body["error"]["code"], "detection_failed", "{body}");
+    assert!(!body["error"]["message"]
         .as_str()
         .unwrap()
         .contains("disk on fire"));
@@ -656,4 +658,14 @@ async fn a_failed_run_leaves_the_previous_verdicts_and_is_recorded() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(outcomes, vec!["succeeded", "failed"]);
+    let error: String = f
+        .client
+        .query_one(
+            "SELECT detail->>'error' FROM job_runs WHERE outcome = 'failed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(error.contains("disk on fire"), "{error}");
 }

@@ -70,28 +70,21 @@ pub fn backfill_range(
     today: NaiveDate,
     r: &Retention,
 ) -> Result<(NaiveDate, NaiveDate), ApiError> {
-    let body: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            400,
-            "malformed_json",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let date = |field: &str| -> Result<NaiveDate, ApiError> {
-        let s = body.get(field).and_then(Value::as_str).ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_field",
-                field,
-                format!("{field} (YYYY-MM-DD) is required"),
-            )
-        })?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        from: String,
+        to: String,
+    }
+    let body: Body = platform::json::parse_body(body)?;
+    let date = |field: &str, s: &str| -> Result<NaiveDate, ApiError> {
         let bad = || ApiError::invalid(field, format!("{field} {s:?} is not a date (YYYY-MM-DD)"));
         if s.len() != 10 {
             return Err(bad());
         }
         NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())
     };
-    let (from, to) = (date("from")?, date("to")?);
+    let (from, to) = (date("from", &body.from)?, date("to", &body.to)?);
     if from > to {
         return Err(ApiError::invalid(
             "from",
@@ -437,6 +430,14 @@ pub fn retention(conn: &Db, today: NaiveDate, r: &Retention) -> Result<Value> {
         r.batch_size,
     )
     .context("deleting expired events of the default partition")?;
+    // The event ids ingest remembers (one stored event per id) for as long as raw events are kept.
+    let event_keys = in_batches(
+        conn,
+        "SELECT ingest_delete_expired_event_keys($1::text::timestamptz, $2) AS deleted",
+        &raw_cutoff_ts,
+        r.batch_size,
+    )
+    .context("deleting expired event keys")?;
     let sessions_started = Instant::now();
     let sessions = expired_sessions(conn, &format!("{session_cutoff} 00:00:00+00"), r.batch_size)
         .context("deleting expired sessions")?;
@@ -467,6 +468,7 @@ pub fn retention(conn: &Db, today: NaiveDate, r: &Retention) -> Result<Value> {
         "events_dropped": events_dropped,
         "partitions_ms": partitions_ms,
         "default_partition_events_deleted": default_events,
+        "event_keys_deleted": event_keys,
         "sessions_deleted": sessions,
         "sessions_ms": sessions_ms,
         "visitors_deleted": visitors,

@@ -131,6 +131,12 @@ pub fn start_of_day(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
     local.and_utc()
 }
 
+/// The earliest date the read API takes: no client has data before it, and
+/// the database's date arithmetic has bounds far beyond.
+pub fn earliest_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2000, 1, 1).expect("a valid date")
+}
+
 fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ApiError> {
     let bad = || {
         invalid(
@@ -141,7 +147,14 @@ fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ApiError> {
     if value.len() != 10 {
         return Err(bad());
     }
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| bad())
+    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| bad())?;
+    if date < earliest_date() {
+        return Err(invalid(
+            field,
+            format!("{field} {value} is before {}", earliest_date()),
+        ));
+    }
+    Ok(date)
 }
 
 /// Whether `a` and `b` start every day of `from..=to` (and the day after) at
@@ -419,6 +432,8 @@ mod tests {
         assert_eq!(err(e, "from=2026-13-01"), "from");
         assert_eq!(err(e, "from=2026-1-01"), "from");
         assert_eq!(err(e, "to=yesterday"), "to");
+        assert_eq!(err(e, "to=0001-01-01"), "to");
+        assert_eq!(err(e, "from=1999-12-31"), "from");
         assert_eq!(err(e, "tz=Mars/Olympus"), "tz");
         assert_eq!(err(e, "tz=%ZZ"), "tz");
         assert_eq!(err(e, "limit=0"), "limit");

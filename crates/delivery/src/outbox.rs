@@ -139,8 +139,7 @@ struct RetryBody {
 /// What the retry button asks for: `{"retry_all": true}` or `{"ids": [...]}`.
 pub fn retry_scope(body: &[u8]) -> Result<Scope, ApiError> {
     const SHAPE: &str = r#"the body must be {"retry_all": true} or {"ids": [<delivery id>, ...]}"#;
-    let body: RetryBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(400, "malformed_body", format!("{SHAPE}: {e}")))?;
+    let body: RetryBody = platform::json::parse_body(body)?;
     match (body.retry_all, body.ids) {
         (Some(true), None) => Ok(Scope::All),
         (None, Some(ids)) => {
@@ -165,7 +164,7 @@ pub fn retry_scope(body: &[u8]) -> Result<Scope, ApiError> {
             "retry_all",
             "retry_all must be true (or send ids)",
         )),
-        _ => Err(ApiError::new(400, "malformed_body", SHAPE)),
+        _ => Err(ApiError::bad_request("invalid_body", "body", SHAPE)),
     }
 }
 
@@ -275,8 +274,10 @@ mod tests {
             retry_scope(br#"{"retry_all": true, "ids": [1]}"#)
                 .unwrap_err()
                 .code,
-            "malformed_body"
+            "invalid_body"
         );
-        assert_eq!(retry_scope(b"nope").unwrap_err().code, "malformed_body");
+        assert_eq!(retry_scope(b"nope").unwrap_err().code, "malformed_json");
+        assert_eq!(field(br#"{"ids": ["x"]}"#).as_deref(), Some("ids[0]"));
+        assert_eq!(field(br#"{"retryAll": true}"#).as_deref(), Some("retryAll"));
     }
 }

@@ -55,6 +55,11 @@ fn opt_string(
 ) -> Result<Option<String>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.contains('\0') => Err(bad(
+            "invalid_field",
+            field,
+            format!("{field} contains a NUL character (\\u0000), which cannot be stored"),
+        )),
         Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
         Some(Value::String(_)) => Err(bad(
             "invalid_field",
@@ -210,16 +215,19 @@ pub fn validate_event(
     let reject = |field: &str, reason: String| Rejection {
         index,
         event_id: event_id.clone(),
-        field: format!(
-            "events[{index}]{}{field}",
-            if field.is_empty() { "" } else { "." }
-        ),
+        field: platform::json::field(&format!("events[{index}]"), field),
         reason,
         raw: raw.clone(),
     };
     let Value::Object(e) = raw else {
         return Err(reject("", "an event must be a JSON object".into()));
     };
+    if let Some(path) = platform::json::nul_path(raw) {
+        return Err(reject(
+            &path,
+            "contains a NUL character (\\u0000), which cannot be stored".into(),
+        ));
+    }
     let event_id = match e.get("event_id") {
         Some(Value::String(s)) => uuid::Uuid::parse_str(s)
             .map_err(|_| reject("event_id", "event_id must be a UUID".into()))?

@@ -55,6 +55,18 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
         }
         (ok, bad)
     };
+    // The same event twice in one batch: the first copy counts.
+    let mut repeated: Vec<(usize, String)> = Vec::new();
+    {
+        let mut seen = std::collections::HashSet::new();
+        accepted.retain(|e| {
+            let first = seen.insert(e.event_id.clone());
+            if !first {
+                repeated.push((e.index, e.event_id.clone()));
+            }
+            first
+        });
+    }
     accepted.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
 
     let ip = client_ip::client_ip(
@@ -78,13 +90,28 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
         ip: ip.as_deref(),
         rejected_cap_per_hour: config.rejected_cap_per_hour,
     };
-    let session_id = store::save(&db, &write, config.session_timeout).map_err(not_stored)?;
-    let (status, body) = answer(accepted.len(), &rejected, session_id);
+    let saved = store::save(&db, &write, config.session_timeout).map_err(not_stored)?;
+    let mut duplicates: Vec<(usize, String)> = accepted
+        .iter()
+        .filter(|e| saved.duplicates.contains(&e.event_id))
+        .map(|e| (e.index, e.event_id.clone()))
+        .chain(repeated)
+        .collect();
+    duplicates.sort();
+    let (status, body) = answer(accepted.len(), &duplicates, &rejected, saved.session_id);
     Ok(respond::json(status, &body))
 }
 
-/// The status and body: 200 all stored, 207 some rejected, 422 none stored.
-pub fn answer(accepted: usize, rejected: &[Rejection], session_id: Option<String>) -> (u16, Value) {
+/// The status and body: 200 all stored (now or before), 207 some rejected,
+/// 422 none stored. `accepted` counts the distinct events of the batch that
+/// are stored for the client, new or already (`duplicates`: the events of
+/// the batch stored before, or given twice, with their index).
+pub fn answer(
+    accepted: usize,
+    duplicates: &[(usize, String)],
+    rejected: &[Rejection],
+    session_id: Option<String>,
+) -> (u16, Value) {
     let status = match (accepted, rejected.is_empty()) {
         (_, true) => 200,
         (0, false) => 422,
@@ -94,9 +121,13 @@ pub fn answer(accepted: usize, rejected: &[Rejection], session_id: Option<String
         .iter()
         .map(|r| json!({ "index": r.index, "event_id": r.event_id, "field": r.field, "reason": r.reason }))
         .collect();
+    let duplicates: Vec<Value> = duplicates
+        .iter()
+        .map(|(index, id)| json!({ "index": index, "event_id": id }))
+        .collect();
     (
         status,
-        json!({ "accepted": accepted, "rejected": rejected, "session_id": session_id }),
+        json!({ "accepted": accepted, "duplicates": duplicates, "rejected": rejected, "session_id": session_id }),
     )
 }
 
@@ -116,9 +147,12 @@ mod tests {
 
     #[test]
     fn the_status_says_whether_all_some_or_none_were_stored() {
-        assert_eq!(answer(3, &[], Some("s".into())).0, 200);
-        assert_eq!(answer(2, &[rejection(1)], None).0, 207);
-        let (status, body) = answer(0, &[rejection(0)], None);
+        assert_eq!(answer(3, &[], &[], Some("s".into())).0, 200);
+        assert_eq!(answer(2, &[], &[rejection(1)], None).0, 207);
+        let dup = [(1, "e1".to_string())];
+        let (status, body) = answer(1, &dup, &[], None);
+        assert_eq!((status, &body["duplicates"][0]["index"]), (200, &json!(1)));
+        let (status, body) = answer(0, &[], &[rejection(0)], None);
         assert_eq!(status, 422);
         assert_eq!(body["rejected"][0]["field"], "events[0].name");
         assert!(body["rejected"][0].get("raw").is_none());

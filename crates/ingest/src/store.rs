@@ -29,9 +29,10 @@ SELECT c.enabled, c.root_domain, c.allow_localhost,
 const LOCK_AND_LAST_SESSION: &str =
     "SELECT * FROM lock_visitor_last_session($1::text::uuid, $2::text)";
 
-/// The batch write (`ingest_write_batch` in migrations/V4).
+/// The batch write (`ingest_write_batch`, migrations/V18): returns the ids
+/// that were stored before (`duplicates`).
 const WRITE_BATCH: &str = "
-SELECT * FROM ingest_write_batch($1::jsonb, $2::text, $3::text, $4::text, $5::text, $6::text,
+SELECT duplicates FROM ingest_write_batch($1::jsonb, $2::text, $3::text, $4::text, $5::text, $6::text,
     $7::text, $8::text, $9::bool, $10::text, $11::text, $12::text, $13::jsonb, $14::int8,
     $15::text, $16::text)";
 
@@ -105,10 +106,18 @@ pub struct BatchWrite<'a> {
     pub rejected_cap_per_hour: i64,
 }
 
+/// What a batch write did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Saved {
+    /// The session of the latest event.
+    pub session_id: Option<String>,
+    /// Accepted event ids that were stored before (a retry): not stored again.
+    pub duplicates: Vec<String>,
+}
+
 /// Writes the batch; sessions come from the batch's `session_id`, or are
-/// assigned here (under the visitor's lock) when it has none. Returns the
-/// session of the latest event.
-pub fn save(db: &Db, w: &BatchWrite, session_timeout: Duration) -> Result<Option<String>, DbError> {
+/// assigned here (under the visitor's lock) when it has none.
+pub fn save(db: &Db, w: &BatchWrite, session_timeout: Duration) -> Result<Saved, DbError> {
     if w.batch.session_id.is_some() || w.accepted.is_empty() {
         let ids = vec![w.batch.session_id.clone().unwrap_or_default(); w.accepted.len()];
         return write(db, w, &ids);
@@ -177,11 +186,16 @@ pub fn rejections_json(rejected: &[Rejection]) -> Value {
         .collect()
 }
 
-fn write(db: &Db, w: &BatchWrite, session_ids: &[String]) -> Result<Option<String>, DbError> {
+#[derive(Deserialize)]
+struct Written {
+    duplicates: Vec<String>,
+}
+
+fn write(db: &Db, w: &BatchWrite, session_ids: &[String]) -> Result<Saved, DbError> {
     let opt = |s: Option<&str>| s.map_or(ParameterValue::DbNull, |s| s.to_string().into());
     let jsonb = |v: Value| ParameterValue::Jsonb(serde_json::to_vec(&v).unwrap_or_default());
     let d = w.device;
-    db.execute(
+    let written: Written = db.one(
         WRITE_BATCH,
         &[
             jsonb(events_json(w.accepted, session_ids)),
@@ -202,5 +216,8 @@ fn write(db: &Db, w: &BatchWrite, session_ids: &[String]) -> Result<Option<Strin
             PARSER.to_string().into(),
         ],
     )?;
-    Ok(session_ids.last().cloned())
+    Ok(Saved {
+        session_id: session_ids.last().cloned(),
+        duplicates: written.duplicates,
+    })
 }

@@ -102,26 +102,7 @@ pub fn parse(body: &[u8]) -> Result<LeadRequest, ApiError> {
             ),
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let mut lead: LeadRequest = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let field = if path == "." || path.is_empty() {
-            None
-        } else {
-            Some(path)
-        };
-        ApiError {
-            status: 400,
-            code: if inner.is_syntax() || inner.is_eof() {
-                "invalid_json"
-            } else {
-                "invalid_field"
-            },
-            message: inner.to_string(),
-            field,
-        }
-    })?;
+    let mut lead: LeadRequest = platform::json::parse_body(body)?;
     for (name, value) in [
         ("anonymous_id", &mut lead.anonymous_id),
         ("session_id", &mut lead.session_id),
@@ -312,7 +293,7 @@ mod tests {
         let e = parse(&body(r#","emial":"x@y.z""#)).unwrap_err();
         assert!(e.message.contains("unknown field `emial`"), "{}", e.message);
         let e = parse(b"{not json").unwrap_err();
-        assert_eq!(e.code, "invalid_json");
+        assert_eq!(e.code, "malformed_json");
         let e = parse(br#"{"event_id":"x"}"#).unwrap_err();
         assert!(
             e.message.contains("missing field `client_id`"),

@@ -48,6 +48,42 @@ fn unauthorized(message: impl Into<String>) -> ApiError {
     ApiError::new(401, "unauthorized", message)
 }
 
+/// Clock skew allowed on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 5;
+
+/// A token whose header lists `crit` extensions: none are understood here,
+/// so RFC 7515 §4.1.11 says to refuse it.
+fn refuse_crit(token: &str) -> Result<(), ApiError> {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap_or_default();
+    let crit = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .is_some_and(|h| h.get("crit").is_some());
+    if crit {
+        return Err(unauthorized(
+            "the token's header lists critical extensions (crit), which are not supported",
+        ));
+    }
+    Ok(())
+}
+
+/// Why a token was refused, in our words (never the library's).
+fn why_refused(e: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired",
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
+        ErrorKind::InvalidSignature => "the token's signature does not match",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "the token must be signed with HS256"
+        }
+        ErrorKind::MissingRequiredClaim(_) => "the token has no exp claim",
+        _ => "the token is malformed",
+    }
+}
+
 /// Checks the `Authorization` header value against `secret`.
 pub fn authenticate(authorization: Option<&str>, secret: &str) -> Result<Caller, ApiError> {
     let header = authorization
@@ -63,8 +99,11 @@ pub fn authenticate(authorization: Option<&str>, secret: &str) -> Result<Caller,
             "admin authentication is not configured (admin_jwt_secret is empty)",
         ));
     }
+    refuse_crit(token)?;
     let mut validation = Validation::new(Algorithm::HS256);
     validation.validate_aud = false;
+    validation.validate_nbf = true;
+    validation.leeway = LEEWAY_SECONDS;
     validation.required_spec_claims.clear();
     validation.required_spec_claims.insert("exp".to_string());
     let data = decode::<Claims>(
@@ -72,7 +111,7 @@ pub fn authenticate(authorization: Option<&str>, secret: &str) -> Result<Caller,
         &DecodingKey::from_secret(secret.as_bytes()),
         &validation,
     )
-    .map_err(|e| unauthorized(format!("invalid token: {e}")))?;
+    .map_err(|e| unauthorized(why_refused(&e)))?;
     let claims = data.claims;
     let app_role = claims
         .app_metadata
@@ -169,6 +208,13 @@ mod tests {
         4_102_444_800 // 2100-01-01
     }
 
+    fn chrono_now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
     #[test]
     fn admins_by_role_or_supabase_app_metadata() {
         let a = require_admin(
@@ -214,6 +260,31 @@ mod tests {
         assert_eq!(status(Some(&hs512)), 401);
         let no_exp = bearer(json!({"role": "admin"}));
         assert_eq!(status(Some(&no_exp)), 401);
+        // At most LEEWAY_SECONDS of clock skew.
+        let now = chrono_now();
+        let just_expired = bearer(json!({"role": "admin", "exp": now - 30}));
+        assert_eq!(status(Some(&just_expired)), 401);
+        let skewed = bearer(json!({"role": "admin", "exp": now - 2}));
+        assert!(require_admin(Some(&skewed), SECRET).is_ok());
+        let not_yet = bearer(json!({"role": "admin", "exp": exp(), "nbf": now + 60}));
+        assert_eq!(status(Some(&not_yet)), 401);
+        let mut header = Header::new(Algorithm::HS256);
+        header.extras.insert("crit", vec!["exp"]);
+        let crit = format!(
+            "Bearer {}",
+            encode(
+                &header,
+                &json!({"role": "admin", "exp": exp()}),
+                &EncodingKey::from_secret(SECRET.as_bytes())
+            )
+            .unwrap()
+        );
+        assert_eq!(status(Some(&crit)), 401);
+        // A token with alg none: refused in our words, not the library's.
+        let none = "Bearer eyJhbGciOiJub25lIn0.eyJyb2xlIjoiYWRtaW4ifQ.";
+        let e = require_admin(Some(none), SECRET).unwrap_err();
+        assert_eq!(e.status, 401);
+        assert!(!e.message.contains("variant"), "{}", e.message);
         assert_eq!(
             status(Some(&bearer(json!({"role": "client", "exp": exp()})))),
             403

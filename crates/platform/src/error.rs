@@ -66,18 +66,38 @@ impl ApiError {
     /// A database failure, saying what did not happen (`context`, e.g. "the
     /// lead was not stored"): 503 `database_unavailable` when Postgres could
     /// not be reached or was too busy (the caller may retry), else 500
-    /// `database_error`.
+    /// `database_error`. Postgres' own words go to the log, under a request
+    /// id the answer gives, never to the caller.
     pub fn db(e: DbError, context: &str) -> ApiError {
-        let message = if context.is_empty() {
-            e.to_string()
+        let (status, code, what) = if e.is_unavailable() {
+            (
+                503,
+                "database_unavailable",
+                "the database could not be reached or did not answer in time; try again",
+            )
         } else {
-            format!("{context}: {e}")
+            (500, "database_error", "a database statement failed")
         };
-        if e.is_unavailable() {
-            ApiError::new(503, "database_unavailable", message)
+        ApiError::logged(status, code, context, what, &e.to_string())
+    }
+
+    /// An error whose details are logged, not answered: the answer says
+    /// `what` happened and the request id to look for in the log.
+    fn logged(
+        status: u16,
+        code: &'static str,
+        context: &str,
+        what: &str,
+        detail: &str,
+    ) -> ApiError {
+        let id = request_id();
+        eprintln!("request {id}: {status} {code}: {context}: {detail}");
+        let message = if context.is_empty() {
+            format!("{what} (request {id})")
         } else {
-            ApiError::new(500, "database_error", message)
-        }
+            format!("{context}: {what} (request {id})")
+        };
+        ApiError::new(status, code, message)
     }
 
     /// The JSON body.
@@ -109,14 +129,32 @@ impl From<JobError> for ApiError {
 }
 
 impl ApiError {
-    /// A failed job run: 503 `database_unavailable` or 500 `code`.
+    /// A failed job run: 503 `database_unavailable` or 500 `code`; the
+    /// error itself is in `job_runs` and the log.
     pub fn job(e: JobError, code: &'static str) -> ApiError {
         if e.unavailable {
-            ApiError::new(503, "database_unavailable", e.message)
+            ApiError::logged(
+                503,
+                "database_unavailable",
+                "",
+                "the database could not be reached or did not answer in time; try again",
+                &e.message,
+            )
         } else {
-            ApiError::new(500, code, e.message)
+            ApiError::logged(
+                500,
+                code,
+                "",
+                "the run failed; its error is recorded in job_runs",
+                &e.message,
+            )
         }
     }
+}
+
+/// A short id tying an answer to its log line.
+fn request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
 #[cfg(test)]
@@ -144,9 +182,15 @@ mod tests {
     fn database_failures_are_503_when_worth_retrying() {
         let down = ApiError::db(DbError::unavailable("refused"), "events were not stored");
         assert_eq!((down.status, down.code), (503, "database_unavailable"));
-        assert_eq!(down.message, "events were not stored: refused");
-        let failed = ApiError::from(DbError::failed("syntax"));
+        assert!(down
+            .message
+            .starts_with("events were not stored: the database could not be reached"));
+        let failed = ApiError::from(DbError::failed(
+            "query failed: relation \"x\" does not exist (ERROR 42P01)",
+        ));
         assert_eq!((failed.status, failed.code), (500, "database_error"));
+        // Postgres' words stay in the log.
+        assert!(!failed.message.contains("42P01") && failed.message.contains("(request "));
         let job = ApiError::job(
             JobError {
                 message: "m".into(),

@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod ids;
 pub mod jobs;
+pub mod json;
 pub mod outbound;
 pub mod query;
 pub mod request;

@@ -38,6 +38,12 @@ impl Params {
                     ),
                 ));
             }
+            if value.contains('\0') {
+                return Err(invalid(
+                    &key,
+                    format!("{key} contains a NUL character (%00)"),
+                ));
+            }
             if pairs.iter().any(|(k, _)| *k == key) {
                 return Err(invalid(&key, format!("{key} is given more than once")));
             }
@@ -106,6 +112,8 @@ mod tests {
             (400, "invalid_parameter", Some("nope"))
         );
         let e = Params::parse("limit=1&limit=2", &["limit"]).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("limit"));
+        let e = Params::parse("limit=%00", &["limit"]).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("limit"));
         let e = Params::parse("=x", &["limit"]).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("query"));

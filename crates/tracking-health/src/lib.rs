@@ -130,37 +130,27 @@ impl AsOf {
     /// The `as_of` of `POST /admin/tracking-health/detect`'s body (empty, or
     /// `{"as_of": "<RFC 3339>"}`): now when absent; never in the future.
     pub fn from_body(body: &[u8], now: DateTime<Utc>) -> Result<AsOf, ApiError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            as_of: Option<String>,
+        }
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(AsOf::Now);
         }
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::new(
-                400,
-                "malformed_json",
-                format!("the body is not valid JSON: {e}"),
-            )
-        })?;
-        match value.get("as_of") {
-            None | Some(Value::Null) => Ok(AsOf::Now),
-            Some(Value::String(s)) => {
-                let t = DateTime::parse_from_rfc3339(s)
-                    .map_err(|_| {
-                        ApiError::invalid(
-                            "as_of",
-                            format!("as_of {s:?} is not an RFC 3339 timestamp"),
-                        )
-                    })?
-                    .with_timezone(&Utc);
-                if t > now {
-                    return Err(ApiError::invalid("as_of", "as_of is in the future"));
-                }
-                Ok(AsOf::At(t))
-            }
-            Some(_) => Err(ApiError::invalid(
-                "as_of",
-                "as_of must be an RFC 3339 string",
-            )),
+        let Body { as_of } = platform::json::parse_body(body)?;
+        let Some(s) = as_of else {
+            return Ok(AsOf::Now);
+        };
+        let t = DateTime::parse_from_rfc3339(&s)
+            .map_err(|_| {
+                ApiError::invalid("as_of", format!("as_of {s:?} is not an RFC 3339 timestamp"))
+            })?
+            .with_timezone(&Utc);
+        if t > now {
+            return Err(ApiError::invalid("as_of", "as_of is in the future"));
         }
+        Ok(AsOf::At(t))
     }
 }
 
