@@ -7,17 +7,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::bindings::cron::{fermyon::spin_cron::cron_types, SpinCronPre};
-use crate::bindings::SpinHostImports;
+use crate::allowed_hosts::AllowedHosts;
+use crate::bindings::cron::SpinCronPre;
 use crate::manifest::Manifest;
-use crate::outbound::AllowedHosts;
-use crate::pg::{PgPools, ZeroRowQueries};
+use crate::postgres::{probe::check_databases, Postgres, ZeroRowQueries};
 use crate::routes::Router;
-use crate::state::{ComponentConfig, InstanceState};
+use crate::state::{self, ComponentConfig, InstanceState};
 use crate::variables::{AppVariables, VariableSources};
 
 /// How to load the application.
@@ -50,7 +49,7 @@ pub struct App {
     pub(crate) router: Router,
     pub(crate) http: HashMap<String, HttpComponent>,
     pub(crate) cron: HashMap<String, CronComponent>,
-    pub(crate) pg: Arc<PgPools>,
+    pub(crate) pg: Arc<Postgres>,
 }
 
 /// The engine: async host calls, the pooling allocator when the machine
@@ -80,14 +79,12 @@ impl App {
         let variables = AppVariables::resolve(&manifest, &options.variables)
             .with_context(|| manifest_path.display().to_string())?;
         if options.check_databases {
-            check_databases(&variables).await?;
+            check_databases(variables.iter()).await?;
         }
 
         let engine = engine()?;
         let mut linker = Linker::<InstanceState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        SpinHostImports::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        state::add_to_linker(&mut linker)?;
 
         let mut http = HashMap::new();
         let mut cron = HashMap::new();
@@ -149,38 +146,16 @@ impl App {
             router,
             http,
             cron,
-            pg: Arc::new(PgPools::new(options.zero_row_queries)),
+            pg: Arc::new(Postgres::new(options.zero_row_queries)),
         }))
     }
 
-    /// Runs cron component `id` once, as its schedule would, with `timestamp`
-    /// (seconds since the epoch). The outer error is a host failure (a trap);
-    /// the inner one is the error the component returned.
-    pub async fn run_cron(&self, id: &str, timestamp: u64) -> Result<Result<(), String>> {
-        let component = self.cron.get(id).ok_or_else(|| {
-            anyhow!(
-                "no cron component `{id}` (cron components: {:?})",
-                self.cron_ids()
-            )
-        })?;
-        let mut store = Store::new(
+    /// A fresh store for one instance of a component: a request or a cron tick.
+    pub(crate) fn new_store(&self, config: &Arc<ComponentConfig>) -> Store<InstanceState> {
+        Store::new(
             &self.engine,
-            InstanceState::new(component.config.clone(), self.pg.clone()),
-        );
-        let instance = component.pre.instantiate_async(&mut store).await?;
-        let result = instance
-            .call_handle_cron_event(&mut store, cron_types::Metadata { timestamp })
-            .await
-            .map_err(anyhow::Error::from)
-            .context("cron handler trapped")?;
-        Ok(result.map_err(|cron_types::Error::Other(m)| m))
-    }
-
-    /// The ids of the cron components.
-    pub fn cron_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.cron.keys().cloned().collect();
-        ids.sort();
-        ids
+            InstanceState::new(config.clone(), self.pg.clone()),
+        )
     }
 }
 
@@ -220,50 +195,4 @@ fn load_component(
         allowed_hosts: Arc::new(allowed),
     };
     Ok((component, Arc::new(config)))
-}
-
-/// Connects once to every Postgres URL among the application variables.
-async fn check_databases(variables: &AppVariables) -> Result<()> {
-    for (name, value) in variables.iter() {
-        if !(value.starts_with("postgres://") || value.starts_with("postgresql://")) {
-            continue;
-        }
-        let config: tokio_postgres::Config = value
-            .parse()
-            .map_err(|e| anyhow!("variable {name}: not a valid Postgres URL: {e}"))?;
-        let hosts: Vec<String> = config
-            .get_hosts()
-            .iter()
-            .map(|h| match h {
-                tokio_postgres::config::Host::Tcp(h) => h.clone(),
-                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-            })
-            .collect();
-        let port = config.get_ports().first().copied().unwrap_or(5432);
-        let db = config.get_dbname().unwrap_or("(default)").to_string();
-        let connect = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            config.connect(tokio_postgres::NoTls),
-        )
-        .await;
-        match connect {
-            Ok(Ok((client, connection))) => {
-                let task = tokio::spawn(connection);
-                client.simple_query("SELECT 1").await.map_err(|e| {
-                    anyhow!("Postgres at {}:{port} (database {db}, variable {name}) does not answer: {e}", hosts.join(","))
-                })?;
-                drop(client);
-                let _ = task.await;
-            }
-            Ok(Err(e)) => bail!(
-                "Postgres unreachable at {}:{port} (database {db}, variable {name}): {e}",
-                hosts.join(",")
-            ),
-            Err(_) => bail!(
-                "Postgres unreachable at {}:{port} (database {db}, variable {name}): no answer in 5 s",
-                hosts.join(",")
-            ),
-        }
-    }
-    Ok(())
 }

@@ -1,26 +1,18 @@
-//! The cron trigger, as the spin-trigger-cron plugin runs it: expressions of
-//! exactly six fields (seconds first), evaluated in UTC with day-of-month AND
-//! day-of-week both required to match; each tick instantiates the component
+//! The cron trigger, as the spin-trigger-cron plugin runs it: each
+//! `[[trigger.cron]]` fires on its schedule (parsed by [`crate::schedule`]:
+//! six fields, seconds first, UTC); each tick instantiates the component
 //! afresh and passes the wall-clock time in seconds; a failure is logged and
 //! not retried.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use chrono::Utc;
-use croner::Cron;
 
 use crate::app::App;
-
-/// Parses a cron expression the way the Spin cron trigger does.
-pub fn parse_schedule(expression: &str) -> Result<Cron> {
-    Cron::new(expression)
-        .with_seconds_required()
-        .with_dom_and_dow()
-        .parse()
-        .map_err(|e| anyhow!("invalid cron_expression {expression:?}: {e}"))
-}
+use crate::bindings::cron::fermyon::spin_cron::cron_types;
+use crate::schedule::parse_schedule;
 
 /// Seconds since the epoch, now.
 pub fn now_timestamp() -> u64 {
@@ -66,26 +58,31 @@ pub fn spawn_schedules(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
     handles
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn six_fields_seconds_first() {
-        let daily = parse_schedule("0 0 3 * * *").unwrap();
-        let from = Utc.with_ymd_and_hms(2026, 11, 22, 5, 0, 0).unwrap();
-        let next = daily.find_next_occurrence(&from, false).unwrap();
-        assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 23, 3, 0, 0).unwrap());
-        let every5 = parse_schedule("0 */5 * * * *").unwrap();
-        let next = every5.find_next_occurrence(&from, false).unwrap();
-        assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 22, 5, 5, 0).unwrap());
+impl App {
+    /// Runs cron component `id` once, as its schedule would, with `timestamp`
+    /// (seconds since the epoch). The outer error is a host failure (a trap);
+    /// the inner one is the error the component returned.
+    pub async fn run_cron(&self, id: &str, timestamp: u64) -> Result<Result<(), String>> {
+        let component = self.cron.get(id).ok_or_else(|| {
+            anyhow!(
+                "no cron component `{id}` (cron components: {:?})",
+                self.cron_ids()
+            )
+        })?;
+        let mut store = self.new_store(&component.config);
+        let instance = component.pre.instantiate_async(&mut store).await?;
+        let result = instance
+            .call_handle_cron_event(&mut store, cron_types::Metadata { timestamp })
+            .await
+            .map_err(anyhow::Error::from)
+            .context("cron handler trapped")?;
+        Ok(result.map_err(|cron_types::Error::Other(m)| m))
     }
 
-    #[test]
-    fn five_and_seven_fields_are_rejected_like_the_cron_trigger() {
-        assert!(parse_schedule("0 3 * * *").is_err());
-        assert!(parse_schedule("0 0 3 * * * 2027").is_err());
-        assert!(parse_schedule("not a schedule").is_err());
+    /// The ids of the cron components.
+    pub fn cron_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.cron.keys().cloned().collect();
+        ids.sort();
+        ids
     }
 }

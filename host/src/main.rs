@@ -63,20 +63,6 @@ enum Command {
         #[arg(long)]
         timestamp: Option<u64>,
     },
-    /// Print an HS256 token for the admin endpoints (local use: the secret is
-    /// the application's `admin_jwt_secret`).
-    Token {
-        /// Default: the environment variable SPIN_VARIABLE_ADMIN_JWT_SECRET.
-        #[arg(long)]
-        secret: Option<String>,
-        #[arg(long, default_value = "admin")]
-        role: String,
-        /// A client a client user may read (repeatable).
-        #[arg(long = "client-id")]
-        client_ids: Vec<String>,
-        #[arg(long, default_value_t = 24)]
-        hours: i64,
-    },
     /// Create the database if needed and apply the SQL migrations.
     Migrate {
         /// Default: the environment variable SPIN_VARIABLE_DATABASE_URL.
@@ -162,32 +148,6 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 Err(e) => Err(anyhow!("cron component {component} failed: {e}")),
             }
-        }
-        Command::Token {
-            secret,
-            role,
-            client_ids,
-            hours,
-        } => {
-            let secret = match secret {
-                Some(s) => s,
-                None => std::env::var("SPIN_VARIABLE_ADMIN_JWT_SECRET").map_err(|_| {
-                    anyhow!("no secret: pass --secret or set SPIN_VARIABLE_ADMIN_JWT_SECRET")
-                })?,
-            };
-            let claims = serde_json::json!({
-                "sub": "spin-local",
-                "role": role,
-                "client_ids": client_ids,
-                "exp": chrono::Utc::now().timestamp() + hours * 3600,
-            });
-            let token = jsonwebtoken::encode(
-                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-                &claims,
-                &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-            )?;
-            println!("{token}");
-            Ok(())
         }
         Command::Migrate {
             database_url,

@@ -1,11 +1,17 @@
 //! `spin.toml` (manifest version 2): the subset of Spin's schema this
 //! application uses, parsed as strictly as Spin does (unknown keys are errors).
+//! Validation needs only [`crate::template`] (component variables name
+//! declared application variables) and [`crate::schedule`] (cron
+//! expressions); the manifest knows nothing of the runtime.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+
+use crate::schedule::parse_schedule;
+use crate::template::template_references;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -270,7 +276,7 @@ impl Manifest {
                     t.component
                 );
             }
-            crate::cron::parse_schedule(&t.cron_expression)
+            parse_schedule(&t.cron_expression)
                 .with_context(|| format!("[[trigger.cron]] for `{}`", t.component))?;
             cron_triggers.push(CronTrigger {
                 component: t.component,
@@ -323,41 +329,6 @@ fn check_id(name: &str, sep: char, wrong_sep: char) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The application variables a `{{ name }}` template refers to.
-pub fn template_references(template: &str) -> Result<Vec<String>> {
-    let mut refs = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| anyhow::anyhow!("invalid template: unmatched '{{{{' in {template:?}"))?;
-        refs.push(after[..end].trim().to_string());
-        rest = &after[end + 2..];
-    }
-    Ok(refs)
-}
-
-/// Expands `{{ name }}` in `template` with `lookup`.
-pub fn expand_template(template: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| anyhow::anyhow!("invalid template: unmatched '{{{{' in {template:?}"))?;
-        let name = after[..end].trim();
-        let value =
-            lookup(name).ok_or_else(|| anyhow::anyhow!("no value for variable \"{name}\""))?;
-        out.push_str(&value);
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -448,12 +419,5 @@ database_url = "postgres://{{ db }}/x"
         assert!(check_snake_id("db__url").is_err());
         assert!(check_kebab_id("save-lead").is_ok());
         assert!(check_kebab_id("save_lead").is_err());
-    }
-
-    #[test]
-    fn templates_expand() {
-        let v = expand_template("a{{ x }}b{{y}}", |n| Some(n.to_uppercase())).unwrap();
-        assert_eq!(v, "aXbY");
-        assert!(expand_template("a{{ x", |_| None).is_err());
     }
 }

@@ -14,14 +14,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::app::App;
 use crate::routes::RouteMatch;
-use crate::state::InstanceState;
 
 /// Serves the application's HTTP routes on `listener` until the task is dropped.
 pub async fn serve(app: Arc<App>, listener: TcpListener) -> Result<()> {
@@ -85,10 +83,7 @@ impl App {
         req: Request<Incoming>,
     ) -> Result<Response<HyperOutgoingBody>> {
         let component = &self.http[id];
-        let mut store = Store::new(
-            &self.engine,
-            InstanceState::new(component.config.clone(), self.pg.clone()),
-        );
+        let mut store = self.new_store(&component.config);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()
@@ -164,10 +159,7 @@ impl App {
             .http
             .get(id)
             .ok_or_else(|| anyhow!("no HTTP component `{id}`"))?;
-        let mut store = Store::new(
-            &self.engine,
-            InstanceState::new(component.config.clone(), self.pg.clone()),
-        );
+        let mut store = self.new_store(&component.config);
         component.pre.instantiate_async(&mut store).await?;
         Ok(())
     }

@@ -23,7 +23,13 @@ pub fn app_manifest() -> PathBuf {
 
 /// The local host's binary (built by `scripts/test` before the tests run).
 pub fn host_binary() -> PathBuf {
-    let path = root().join("target/debug/spin-local");
+    workspace_binary("spin-local")
+}
+
+/// A binary of the workspace, `target/debug/<name>` (built by `scripts/test`
+/// before the tests run).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let path = root().join("target/debug").join(name);
     assert!(
         path.exists(),
         "{} is missing: run scripts/test",

@@ -1,13 +1,15 @@
 //! Application and component variables, resolved like Spin: an explicit
 //! value (`--variable`), else the environment variable `SPIN_VARIABLE_<NAME>`,
 //! else the manifest's default. A required variable nobody provides stops the
-//! start-up, as it stops `spin up`.
+//! start-up, as it stops `spin up`. A component's variables, and its
+//! `allowed_outbound_hosts`, are templates over the resolved values.
 
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{bail, Result};
 
-use crate::manifest::{expand_template, Manifest};
+use crate::manifest::Manifest;
+use crate::template::expand_template;
 
 /// Where variable values come from besides the manifest's defaults.
 #[derive(Debug, Clone, Default)]
@@ -99,49 +101,6 @@ impl AppVariables {
     }
 }
 
-/// Why `variables.get` failed, as the guest sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GetError {
-    InvalidName(String),
-    Undefined(String),
-}
-
-/// `fermyon:spin/variables.get` for component `component`.
-pub fn get(
-    component: &str,
-    values: &HashMap<String, String>,
-    name: &str,
-) -> Result<String, GetError> {
-    validate_key(name).map_err(|e| GetError::InvalidName(format!("{name:?}: {e}")))?;
-    values
-        .get(name)
-        .cloned()
-        .ok_or_else(|| GetError::Undefined(format!("no variable for {component:?}.{name:?}")))
-}
-
-/// Spin's run-time key check.
-fn validate_key(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
-    {
-        return Err(format!("invalid character {c:?}. Variable names may contain only lower-case letters, numbers, and underscores."));
-    }
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err("must start with a lowercase letter.".into());
-    }
-    if !name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
-        return Err("must end with a lowercase letter or a number.".into());
-    }
-    if name.contains("__") {
-        return Err("must not contain multiple consecutive underscores.".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,23 +144,5 @@ greeting = { default = "hi" }
         let v = AppVariables::resolve(&m, &sources).unwrap();
         assert_eq!(v.get("db_url"), Some("explicit"));
         assert_eq!(v.get("greeting"), Some("hello"));
-    }
-
-    #[test]
-    fn get_reports_like_spin() {
-        let values = HashMap::from([("a".to_string(), "1".to_string())]);
-        assert_eq!(get("c", &values, "a"), Ok("1".into()));
-        assert_eq!(
-            get("c", &values, "b"),
-            Err(GetError::Undefined("no variable for \"c\".\"b\"".into()))
-        );
-        assert!(matches!(
-            get("c", &values, "Bad"),
-            Err(GetError::InvalidName(_))
-        ));
-        assert!(matches!(
-            get("c", &values, "a__b"),
-            Err(GetError::InvalidName(_))
-        ));
     }
 }

@@ -1,244 +1,22 @@
-//! `spin:postgres/postgres@4.0.0` on a connection pool, behaving as Spin's
-//! host does: `allowed_outbound_hosts` checked before connecting, one pool per
-//! address (recycled with deadpool's `Clean`), the same type conversions, and
-//! the same errors. Like Spin, a `timestamptz` column cannot be read (Spin
-//! decodes it as a naive timestamp and fails): components select
-//! `extract(epoch from ...)` instead, and tests here catch it.
-//!
-//! Unlike Spin, TLS is not attempted: addresses must say `sslmode=disable`,
-//! which is what local URLs should say under Spin too.
-//!
-//! Spin 4.0.0–4.0.2 never return from a `query` whose statement yields no
-//! row (spinframework/spin#3671: the host waits for the column list, which it
-//! only learns from the first row), and a guest cannot time a host call out.
-//! The local host therefore refuses such a query by default with an error
-//! naming the statement, so a test that reaches one fails instead of a
-//! production request hanging. [`ZeroRowQueries::Allow`] turns the check off,
-//! to run components written for a Spin without the bug (3.x, or a release
-//! with spinframework/spin#3673).
+//! Spin's type mapping between tokio-postgres and `spin:postgres@4.0.0`:
+//! column types, row values, statement parameters and errors (with their
+//! SQLSTATE). Like Spin, a `timestamptz` column is decoded as a naive
+//! timestamp, which fails: components select `extract(epoch from ...)` or
+//! text instead, and tests here catch it. Other column types come through as
+//! `unsupported` raw bytes; range parameters are refused.
 
-use std::collections::HashMap;
 use std::error::Error as _;
-use std::str::FromStr;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 
 use crate::bindings::pg::{
-    Column, DbDataType, DbError, DbValue, Error, Interval, ParameterValue, QueryError, RowSet,
+    Column, DbDataType, DbError, DbValue, Error, Interval, ParameterValue, QueryError,
 };
-use crate::outbound::AllowedHosts;
 
-/// What `query` does with a statement that returns no row.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ZeroRowQueries {
-    /// Fail it, naming the statement: Spin 4.0.0–4.0.2 would hang on it.
-    #[default]
-    Refuse,
-    /// Return the empty row set, as Spin 3.x and fixed 4.x releases do.
-    Allow,
-}
-
-/// Pools per address, shared by every instance of the application.
-#[derive(Default)]
-pub struct PgPools {
-    pools: Mutex<HashMap<String, Pool>>,
-    zero_rows: ZeroRowQueries,
-}
-
-/// A guest's `connection` resource: a pooled client.
-pub struct Connection {
-    client: Option<Object>,
-    zero_rows: ZeroRowQueries,
-    /// The guest began a transaction and has not ended it: if it goes away
-    /// now, the connection is closed rather than returned to the pool.
-    in_transaction: bool,
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        if self.in_transaction {
-            if let Some(client) = self.client.take() {
-                drop(Object::take(client));
-            }
-        }
-    }
-}
-
-impl PgPools {
-    pub fn new(zero_rows: ZeroRowQueries) -> PgPools {
-        PgPools {
-            pools: Mutex::default(),
-            zero_rows,
-        }
-    }
-
-    /// `connection.open`: checks the address against `allowed`, then takes a pooled client.
-    pub async fn open(&self, address: &str, allowed: &AllowedHosts) -> Result<Connection, Error> {
-        let mut config = tokio_postgres::Config::from_str(address)
-            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
-        for (i, host) in config.get_hosts().iter().enumerate() {
-            let Host::Tcp(host) = host else {
-                return Err(Error::ConnectionFailed(
-                    "Unix sockets are not supported on WebAssembly".into(),
-                ));
-            };
-            let port = config
-                .get_ports()
-                .get(i)
-                .or(config.get_ports().first())
-                .copied();
-            if !allowed.allows("postgres", host, port) {
-                let shown = match port {
-                    Some(p) => format!("{host}:{p}"),
-                    None => host.clone(),
-                };
-                eprintln!("A component tried to make an outbound network connection to disallowed destination 'postgres://{shown}'.");
-                return Err(Error::ConnectionFailed(format!(
-                    "address postgres://{shown} is not permitted"
-                )));
-            }
-        }
-        if config.get_ssl_mode() != SslMode::Disable {
-            return Err(Error::ConnectionFailed(
-                "the local host connects without TLS only: add sslmode=disable to the address \
-                 (under Spin, an address without it negotiates TLS)"
-                    .into(),
-            ));
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        let pool = self.pool(address, config)?;
-        let client = pool
-            .get()
-            .await
-            .map_err(|e| Error::ConnectionFailed(format!("{e}")))?;
-        Ok(Connection {
-            client: Some(client),
-            zero_rows: self.zero_rows,
-            in_transaction: false,
-        })
-    }
-
-    fn pool(&self, address: &str, config: tokio_postgres::Config) -> Result<Pool, Error> {
-        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pool) = pools.get(address) {
-            return Ok(pool.clone());
-        }
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Clean,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(64)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
-        pools.insert(address.to_string(), pool.clone());
-        Ok(pool)
-    }
-}
-
-impl Connection {
-    fn client(&self) -> Result<&Object, Error> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| Error::Other("connection already closed".into()))
-    }
-
-    fn track_transaction(&mut self, statement: &str) {
-        let head = statement
-            .trim_start()
-            .get(..8)
-            .unwrap_or(statement)
-            .to_ascii_uppercase();
-        if head.starts_with("BEGIN") || head.starts_with("START") {
-            self.in_transaction = true;
-        } else if ["COMMIT", "ROLLBACK", "END", "ABORT"]
-            .iter()
-            .any(|k| head.starts_with(k))
-        {
-            self.in_transaction = false;
-        }
-    }
-
-    /// `connection.query`.
-    pub async fn query(
-        &mut self,
-        statement: &str,
-        params: Vec<ParameterValue>,
-    ) -> Result<RowSet, Error> {
-        self.track_transaction(statement);
-        let params = to_sql_params(params, Error::BadParameter)?;
-        let client = self.client()?;
-        let stmt = client.prepare(statement).await.map_err(query_failed)?;
-        let rows = client
-            .query(&stmt, &param_refs(&params))
-            .await
-            .map_err(query_failed)?;
-        if rows.is_empty() && self.zero_rows == ZeroRowQueries::Refuse {
-            return Err(zero_rows_refused(statement));
-        }
-        let columns = stmt
-            .columns()
-            .iter()
-            .map(|c| Column {
-                name: c.name().to_string(),
-                data_type: data_type(c.type_()),
-            })
-            .collect();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut values = Vec::with_capacity(row.len());
-            for i in 0..row.len() {
-                values.push(db_value(row, i).map_err(query_failed)?);
-            }
-            out.push(values);
-        }
-        Ok(RowSet { columns, rows: out })
-    }
-
-    /// `connection.execute`.
-    pub async fn execute(
-        &mut self,
-        statement: &str,
-        params: Vec<ParameterValue>,
-    ) -> Result<u64, Error> {
-        self.track_transaction(statement);
-        let params = to_sql_params(params, Error::ValueConversionFailed)?;
-        let client = self.client()?;
-        client
-            .execute(statement, &param_refs(&params))
-            .await
-            .map_err(query_failed)
-    }
-}
-
-/// The error a zero-row `query` gets; it names the statement (shortened).
-fn zero_rows_refused(statement: &str) -> Error {
-    let mut shown: String = statement.split_whitespace().collect::<Vec<_>>().join(" ");
-    if shown.chars().count() > 300 {
-        shown = shown.chars().take(300).collect::<String>() + "…";
-    }
-    eprintln!("spin-local: refused a query that returned no row: {shown}");
-    Error::QueryFailed(QueryError::Text(format!(
-        "spin-local refused this query: it returned no row, and under Spin 4.0.0-4.0.2 a \
-         query that returns no row never returns (spinframework/spin#3671); use execute, or \
-         a statement that always returns one row (platform::db::Db): {shown}"
-    )))
-}
-
-fn query_failed(e: tokio_postgres::Error) -> Error {
+/// A statement failed: Postgres' own error with its fields, or the client's.
+pub fn query_failed(e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let mut extras = Vec::new();
         for (k, v) in [
@@ -271,6 +49,23 @@ fn query_failed(e: tokio_postgres::Error) -> Error {
     Error::QueryFailed(QueryError::Text(text))
 }
 
+/// A prepared statement's columns, as the guest sees them.
+pub fn columns(columns: &[tokio_postgres::Column]) -> Vec<Column> {
+    columns
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_string(),
+            data_type: data_type(c.type_()),
+        })
+        .collect()
+}
+
+/// A row's values, in column order.
+pub fn row_values(row: &tokio_postgres::Row) -> PgResult<Vec<DbValue>> {
+    (0..row.len()).map(|i| db_value(row, i)).collect()
+}
+
+/// The WIT type of a column of Postgres type `t`.
 fn data_type(t: &Type) -> DbDataType {
     match *t {
         Type::BOOL => DbDataType::Boolean,
@@ -297,8 +92,10 @@ fn data_type(t: &Type) -> DbDataType {
     }
 }
 
-type PgResult<T> = Result<T, tokio_postgres::Error>;
+/// A tokio-postgres result.
+pub type PgResult<T> = Result<T, tokio_postgres::Error>;
 
+/// Column `i` of `row` as a WIT value (NULL as `db-null`).
 fn db_value(row: &tokio_postgres::Row, i: usize) -> PgResult<DbValue> {
     fn get<'a, T: FromSql<'a>>(row: &'a tokio_postgres::Row, i: usize) -> PgResult<Option<T>> {
         row.try_get::<_, Option<T>>(i)
@@ -356,16 +153,20 @@ fn db_value(row: &tokio_postgres::Row, i: usize) -> PgResult<DbValue> {
     Ok(v.unwrap_or(DbValue::DbNull))
 }
 
-type BoxedParam = Box<dyn ToSql + Send + Sync>;
+/// A statement parameter, converted from its WIT value.
+pub type BoxedParam = Box<dyn ToSql + Send + Sync>;
 
-fn param_refs(params: &[BoxedParam]) -> Vec<&(dyn ToSql + Sync)> {
+/// The parameters as tokio-postgres takes them.
+pub fn param_refs(params: &[BoxedParam]) -> Vec<&(dyn ToSql + Sync)> {
     params
         .iter()
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
         .collect()
 }
 
-fn to_sql_params(
+/// Converts the guest's parameters; `bad` makes the error for an invalid
+/// value (`query` and `execute` report it differently, as Spin does).
+pub fn to_sql_params(
     params: Vec<ParameterValue>,
     bad: fn(String) -> Error,
 ) -> Result<Vec<BoxedParam>, Error> {
