@@ -57,6 +57,22 @@ async function act(button, fn) {
   }
 }
 
+/**
+ * A button that POSTs to `path`: a toast with `done(answer)`, or `conflict`
+ * when the API answers 409 (already running, already resolved); then a refresh.
+ */
+function post(button, path, { done, conflict }) {
+  return act(button, async () => {
+    try {
+      toast(done(await api.post(path)));
+    } catch (e) {
+      if (e.status !== 409) throw e;
+      toast(conflict, 'yellow');
+    }
+    await refresh();
+  });
+}
+
 function schedule() {
   clearTimeout(timer);
   if (autoBox.checked && view) timer = setTimeout(refresh, AUTO_REFRESH_MS);
@@ -116,7 +132,7 @@ function show(focus) {
   }
   const banner = h('div', { class: 'banner-slot' });
   const page = module.create({
-    api, params, toast, act, refresh: () => refresh(), navigate: (hash) => { location.hash = hash; },
+    api, params, toast, act, post, refresh: () => refresh(), navigate: (hash) => { location.hash = hash; },
   });
   view = { page, banner, updatedAt: null, loads: 0 };
   replace(main, banner, page.el);

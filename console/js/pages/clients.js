@@ -62,16 +62,13 @@ export function create(ctx) {
   };
   const detect = h('button', {
     type: 'button',
-    onclick: (e) => ctx.act(e.currentTarget, async () => {
-      try {
-        const r = await ctx.api.post('/admin/tracking-health/detect');
-        const flagged = Object.entries(r.counts || {}).filter(([k]) => k !== 'healthy').reduce((n, [, v]) => n + v, 0);
-        ctx.toast(`Detector ran: ${flagged} need attention, ${(r.counts && r.counts.healthy) || 0} healthy.`);
-      } catch (err) {
-        if (err.status !== 409) throw err;
-        ctx.toast('A detection is running: try again when it has finished.', 'yellow');
-      }
-      await ctx.refresh();
+    onclick: (e) => ctx.post(e.currentTarget, '/admin/tracking-health/detect', {
+      done: (r) => {
+        const counts = r.counts || {};
+        const flagged = Object.entries(counts).filter(([k]) => k !== 'healthy').reduce((n, [, v]) => n + v, 0);
+        return `Detector ran: ${flagged} need attention, ${counts.healthy || 0} healthy.`;
+      },
+      conflict: 'A detection is running: try again when it has finished.',
     }),
   }, 'Run detector now');
   const el = h('div', { class: 'page' },

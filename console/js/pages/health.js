@@ -72,15 +72,9 @@ function alerts(s, ctx) {
   const resolve = (a) => h('button', {
     type: 'button',
     'aria-label': `Resolve alert ${a.id}: ${metric(a.alert_type).name}, ${a.scope}`,
-    onclick: (e) => ctx.act(e.currentTarget, async () => {
-      try {
-        await ctx.api.post(`/admin/tracking-health/alerts/${encodeURIComponent(a.id)}/resolve`);
-        ctx.toast(`Alert ${a.id} resolved.`);
-      } catch (err) {
-        if (err.status !== 409) throw err;
-        ctx.toast(`Alert ${a.id} was already resolved.`, 'yellow');
-      }
-      await ctx.refresh();
+    onclick: (e) => ctx.post(e.currentTarget, `/admin/tracking-health/alerts/${encodeURIComponent(a.id)}/resolve`, {
+      done: () => `Alert ${a.id} resolved.`,
+      conflict: `Alert ${a.id} was already resolved.`,
     }),
   }, 'Resolve');
   const rows = s.open_alerts || [];
@@ -141,15 +135,9 @@ export function create(ctx) {
   const results = h('div', { class: 'results' }, h('p', { class: 'empty' }, 'Loading…'));
   const run = h('button', {
     type: 'button',
-    onclick: (e) => ctx.act(e.currentTarget, async () => {
-      try {
-        const r = await ctx.api.post('/admin/tracking-health/check');
-        ctx.toast(`Check done: alerts ${r.alerts_opened} opened, ${r.alerts_updated} updated, ${r.alerts_resolved} resolved.`);
-      } catch (err) {
-        if (err.status !== 409) throw err;
-        ctx.toast('A check is running: its results will show on the next refresh.', 'yellow');
-      }
-      await ctx.refresh();
+    onclick: (e) => ctx.post(e.currentTarget, '/admin/tracking-health/check', {
+      done: (r) => `Check done: alerts ${r.alerts_opened} opened, ${r.alerts_updated} updated, ${r.alerts_resolved} resolved.`,
+      conflict: 'A check is running: its results will show on the next refresh.',
     }),
   }, 'Run check now');
   const el = h('div', { class: 'page' },
