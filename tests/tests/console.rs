@@ -326,7 +326,7 @@ async fn the_console_works_in_a_real_browser() {
 
     // A check opens the backlog alerts: 15 waiting overall, 13 on pixel A.
     app.app
-        .run_cron("check-tracking-health", 1)
+        .run_cron("tracking-health-check", 1)
         .await
         .unwrap()
         .unwrap();

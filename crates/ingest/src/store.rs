@@ -178,11 +178,18 @@ pub fn events_json(accepted: &[EventRow], session_ids: &[String]) -> Value {
         .collect()
 }
 
-/// The rejected events as `ingest_write_batch` keeps them.
+/// The rejected events as `ingest_write_batch` keeps them (a NUL character,
+/// which Postgres cannot store, kept as U+FFFD).
 pub fn rejections_json(rejected: &[Rejection]) -> Value {
     rejected
         .iter()
-        .map(|r| json!({ "event_index": r.index, "event_id": r.event_id, "field": r.field, "reason": r.reason, "payload": r.raw }))
+        .map(|r| {
+            json!({
+                "event_index": r.index, "event_id": r.event_id.as_deref().map(|id| id.replace('\0', "\u{FFFD}")),
+                "field": r.field.replace('\0', "\u{FFFD}"), "reason": r.reason,
+                "payload": platform::json::without_nul(&r.raw),
+            })
+        })
         .collect()
 }
 

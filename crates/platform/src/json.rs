@@ -109,6 +109,22 @@ fn key(k: &str) -> String {
     }
 }
 
+/// `value` with every NUL character (in strings and keys) replaced by U+FFFD,
+/// so a refused input can still be kept for inspection.
+pub fn without_nul(value: &Value) -> Value {
+    let clean = |s: &str| s.replace('\0', "\u{FFFD}");
+    match value {
+        Value::String(s) => Value::String(clean(s)),
+        Value::Array(items) => Value::Array(items.iter().map(without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (clean(k), without_nul(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Joins a field name and a path from [`nul_path`].
 pub fn field(prefix: &str, path: &str) -> String {
     if prefix.is_empty() {
@@ -181,6 +197,9 @@ mod tests {
             Some("[\"a b\"][\"k\\u0000\"]")
         );
         assert_eq!(nul_path(&json!({"a": [1, 2], "b": null})), None);
+        let clean = without_nul(&json!({"k\u{0}": ["a\u{0}b", 1]}));
+        assert_eq!(clean, json!({"k\u{FFFD}": ["a\u{FFFD}b", 1]}));
+        assert_eq!(nul_path(&clean), None);
         assert_eq!(field("events[3]", "properties.x"), "events[3].properties.x");
         assert_eq!(field("fields", "[\"a b\"]"), "fields[\"a b\"]");
         assert_eq!(field("", "email"), "email");
