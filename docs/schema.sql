@@ -851,6 +851,29 @@ $$;
 
 
 --
+-- Name: ingest_context(text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ingest_context(p_client_id text, p_user_agent text, p_parser text, p_person_id text) RETURNS TABLE(enabled boolean, root_domain text, allow_localhost boolean, device_type text, browser text, browser_version text, os text, os_version text, is_bot boolean, session_id text, last_seen_us bigint, utm_campaign text)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT c.enabled, c.root_domain, c.allow_localhost,
+           u.device_type, u.browser, u.browser_version, u.os, u.os_version,
+           coalesce(u.is_bot, false), s.session_id, s.last_seen_us, s.utm_campaign
+      FROM clients c
+      LEFT JOIN user_agents u ON u.user_agent = p_user_agent AND u.parser = p_parser
+      LEFT JOIN LATERAL (
+            SELECT ws.session_id, (extract(epoch FROM ws.last_seen_at) * 1000000)::int8 AS last_seen_us,
+                   ws.utm_campaign
+              FROM widget_sessions ws
+             WHERE ws.client_id = c.id AND ws.person_id = p_person_id
+             ORDER BY ws.last_seen_at DESC
+             LIMIT 1) s ON p_person_id IS NOT NULL
+     WHERE c.id = p_client_id::uuid
+$$;
+
+
+--
 -- Name: ingest_delete_expired_event_keys(timestamp with time zone, integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -867,14 +890,28 @@ $$;
 
 
 --
--- Name: ingest_write_batch(jsonb, text, text, text, text, text, text, text, boolean, text, text, text, jsonb, bigint, text, text); Type: FUNCTION; Schema: public; Owner: -
+-- Name: ingest_write_batch(jsonb, text, text, text, text, text, text, text, boolean, text, text, text, jsonb, bigint, text, text, boolean, text, bigint); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.ingest_write_batch(p_events jsonb, p_client_id text, p_person_id text, p_device_type text, p_browser text, p_browser_version text, p_os text, p_os_version text, p_is_bot boolean, p_client_ip text, p_locale text, p_screen text, p_rejections jsonb, p_rejected_cap bigint, p_new_user_agent text, p_parser text) RETURNS TABLE(n_inserted bigint, n_sessions bigint, n_rejections_stored bigint, n_user_agents_cached bigint, duplicates text[])
+CREATE FUNCTION public.ingest_write_batch(p_events jsonb, p_client_id text, p_person_id text, p_device_type text, p_browser text, p_browser_version text, p_os text, p_os_version text, p_is_bot boolean, p_client_ip text, p_locale text, p_screen text, p_rejections jsonb, p_rejected_cap bigint, p_new_user_agent text, p_parser text, p_sessionized boolean, p_expect_session text, p_expect_last_seen_us bigint) RETURNS TABLE(conflict boolean, last_session_id text, last_seen_us bigint, last_utm_campaign text, n_inserted bigint, n_sessions bigint, duplicates text[])
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
+DECLARE
+    fresh record;
 BEGIN
+    IF p_sessionized THEN
+        -- The sessions were assigned from the visitor's last session as read
+        -- before: under the visitor's lock, check it is still the last one
+        -- (this statement sees what committed while it waited).
+        SELECT * INTO fresh FROM lock_visitor_last_session(p_client_id::text::uuid, p_person_id);
+        IF fresh.session_id IS DISTINCT FROM p_expect_session
+           OR fresh.last_seen_us IS DISTINCT FROM p_expect_last_seen_us THEN
+            RETURN QUERY SELECT true, fresh.session_id, fresh.last_seen_us, fresh.utm_campaign,
+                                0::int8, 0::int8, ARRAY[]::text[];
+            RETURN;
+        END IF;
+    END IF;
     RETURN QUERY
     WITH batch AS (
         SELECT * FROM jsonb_to_recordset(p_events::jsonb) AS e(
@@ -912,27 +949,20 @@ BEGIN
         RETURNING session_id, occurred_at, event_name, page_url, referrer, referrer_domain,
                   utm_source, utm_medium, utm_campaign, utm_term, utm_content, gclid, fbclid, fbc
     ),
+    -- Per session: the counts, and the first touch (the attribution of its
+    -- earliest event) by one sort rather than one per column.
     per_session AS (
-        SELECT session_id,
-               min(occurred_at) AS first_seen_at,
-               max(occurred_at) AS last_seen_at,
-               count(*)::int AS event_count,
-               -- First touch: the attribution of the session's earliest event.
-               (array_agg(page_url ORDER BY occurred_at))[1] AS landing_page,
-               (array_agg(referrer ORDER BY occurred_at))[1] AS referrer,
-               (array_agg(referrer_domain ORDER BY occurred_at))[1] AS referrer_domain,
-               (array_agg(utm_source ORDER BY occurred_at))[1] AS utm_source,
-               (array_agg(utm_medium ORDER BY occurred_at))[1] AS utm_medium,
-               (array_agg(utm_campaign ORDER BY occurred_at))[1] AS utm_campaign,
-               (array_agg(utm_term ORDER BY occurred_at))[1] AS utm_term,
-               (array_agg(utm_content ORDER BY occurred_at))[1] AS utm_content,
-               (array_agg(gclid ORDER BY occurred_at))[1] AS gclid,
-               (array_agg(fbclid ORDER BY occurred_at))[1] AS fbclid,
-               (array_agg(fbc ORDER BY occurred_at))[1] AS fbc,
-               bool_or(event_name = 'chat_started') AS chat_started,
-               bool_or(event_name = 'client_form_submitted') AS form_submitted
-          FROM inserted
-         GROUP BY session_id
+        SELECT f.session_id, a.first_seen_at, a.last_seen_at, a.event_count,
+               f.page_url AS landing_page, f.referrer, f.referrer_domain, f.utm_source,
+               f.utm_medium, f.utm_campaign, f.utm_term, f.utm_content, f.gclid, f.fbclid,
+               f.fbc, a.chat_started, a.form_submitted
+          FROM (SELECT session_id, min(occurred_at) AS first_seen_at,
+                       max(occurred_at) AS last_seen_at, count(*)::int AS event_count,
+                       bool_or(event_name = 'chat_started') AS chat_started,
+                       bool_or(event_name = 'client_form_submitted') AS form_submitted
+                  FROM inserted GROUP BY session_id) a
+          JOIN (SELECT DISTINCT ON (session_id) * FROM inserted
+                 ORDER BY session_id, occurred_at) f ON f.session_id = a.session_id
     ),
     sessions AS (
         INSERT INTO widget_sessions AS s (
@@ -991,10 +1021,9 @@ BEGIN
             parser = excluded.parser, parsed_at = now()
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM inserted)::int8,
+    SELECT false, NULL::text, NULL::int8, NULL::text,
+           (SELECT count(*) FROM inserted)::int8,
            (SELECT count(*) FROM sessions)::int8,
-           (SELECT count(*) FROM rejections)::int8,
-           (SELECT count(*) FROM user_agent_cache)::int8,
            ARRAY(SELECT b.event_id::text FROM batch b
                   WHERE b.event_id NOT IN (SELECT event_id FROM new_keys));
 END $$;
@@ -2577,27 +2606,11 @@ ALTER TABLE ONLY public.rejected_events
 
 
 --
--- Name: session_events session_events_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE public.session_events
-    ADD CONSTRAINT session_events_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id);
-
-
---
 -- Name: widget_daily_stats widget_daily_stats_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.widget_daily_stats
     ADD CONSTRAINT widget_daily_stats_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id);
-
-
---
--- Name: widget_sessions widget_sessions_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.widget_sessions
-    ADD CONSTRAINT widget_sessions_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id);
 
 
 --

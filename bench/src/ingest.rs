@@ -13,7 +13,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{drive_with, machine, ms, percentile, Figures};
-use spin_local::{App, LoadOptions, VariableSources};
 
 const CLIENT: &str = "00000000-0000-4000-8000-00000000be9c";
 const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
@@ -55,6 +54,8 @@ async fn native(
     batch: usize,
     concurrency: usize,
     duration: Duration,
+    monitor: &tokio_postgres::Client,
+    pg_cpu_after: &mut f64,
 ) -> Result<Figures> {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
@@ -110,14 +111,20 @@ async fn native(
                 }
                 latencies.push(t.elapsed());
             }
-            anyhow::Ok(latencies)
+            anyhow::Ok((latencies, client))
         }));
     }
     let mut all = Vec::new();
+    let mut clients = Vec::new();
     for w in workers {
-        all.extend(w.await??);
+        let (latencies, client) = w.await??;
+        all.extend(latencies);
+        clients.push(client);
     }
     let elapsed = started.elapsed();
+    // Read the backends' CPU while their connections are still open.
+    *pg_cpu_after = backends_cpu(monitor).await?;
+    drop(clients);
     all.sort();
     Ok(Figures {
         requests: all.len(),
@@ -128,7 +135,49 @@ async fn native(
     })
 }
 
-pub async fn run(seconds: u64, database_url: String, concurrency: usize) -> Result<()> {
+/// CPU seconds a process has used (utime + stime of /proc/<pid>/stat).
+fn process_cpu(pid: &str) -> f64 {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some((_, rest)) = text.rsplit_once(") ") else {
+        return 0.0;
+    };
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    // USER_HZ is 100 on Linux.
+    (fields.get(11).copied().unwrap_or(0.0) + fields.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// CPU seconds used so far by the Postgres backends connected to the bench
+/// database (other databases' load on the same server is left out).
+async fn backends_cpu(monitor: &tokio_postgres::Client) -> Result<f64> {
+    let rows = monitor
+        .query(
+            "SELECT pid::text FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| process_cpu(r.get(0))).sum())
+}
+
+/// A measured run: its figures and the CPU it used (this process, Postgres).
+struct Run {
+    label: String,
+    batch: usize,
+    figures: Figures,
+    cpu: (f64, f64),
+}
+
+pub async fn run(
+    seconds: u64,
+    database_url: String,
+    concurrency: usize,
+    batches: Vec<usize>,
+) -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     println!("machine: {}", machine());
     println!("preparing: migrating {database_url}, emptying the event tables");
@@ -136,35 +185,26 @@ pub async fn run(seconds: u64, database_url: String, concurrency: usize) -> Resu
     let client = crate::pg(&database_url).await?;
     client
         .batch_execute(&format!(
-            "TRUNCATE session_events, widget_sessions, rejected_events;
+            "TRUNCATE session_events, widget_sessions, rejected_events, event_keys;
              INSERT INTO clients (id, name, root_domain) VALUES ('{CLIENT}', 'bench', 'shop.example') ON CONFLICT DO NOTHING;"
         ))
         .await?;
-    let sources = VariableSources {
-        explicit: HashMap::from([("database_url".to_string(), database_url.clone())]),
-        env: HashMap::new(),
-    };
-    let app: Arc<App> = App::load(
-        &root.join("spin.toml"),
-        LoadOptions {
-            variables: sources,
-            check_databases: true,
-            ..Default::default()
-        },
-    )
+    let (_, addr) = crate::serve_app(HashMap::from([(
+        "database_url".to_string(),
+        database_url.clone(),
+    )]))
     .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(spin_local::server::serve(app, listener));
     let duration = Duration::from_secs(seconds);
     let warm = Duration::from_secs(1);
 
-    let mut rows: Vec<(String, usize, Figures)> = Vec::new();
-    for batch in [1usize, 10, 100] {
+    let mut rows: Vec<Run> = Vec::new();
+    for &batch in &batches {
         println!("POST /v1/events, batch {batch}, concurrency {concurrency}: 1 s warm-up, {seconds} s ...");
         let make: crate::BodyMaker = Arc::new(move || Some(batch_body(batch)));
         drive_with(addr, "/v1/events", concurrency, warm, make.clone()).await?;
+        let before = (process_cpu("self"), backends_cpu(&client).await?);
         let f = drive_with(addr, "/v1/events", concurrency, duration, make).await?;
+        let after = (process_cpu("self"), backends_cpu(&client).await?);
         if f.errors > 0 {
             bail!(
                 "{} of {} ingest requests did not answer 200",
@@ -172,39 +212,87 @@ pub async fn run(seconds: u64, database_url: String, concurrency: usize) -> Resu
                 f.requests
             );
         }
-        rows.push((format!("ingest route, batch {batch}"), batch, f));
+        rows.push(Run {
+            label: format!("ingest route, batch {batch}"),
+            batch,
+            figures: f,
+            cpu: (after.0 - before.0, after.1 - before.1),
+        });
     }
     for (copy, label) in [(false, "native multi-row INSERT"), (true, "native COPY")] {
         println!("{label}, 100 rows per statement, concurrency {concurrency}: 1 s warm-up, {seconds} s ...");
-        native(&database_url, copy, 100, concurrency, warm).await?;
-        let f = native(&database_url, copy, 100, concurrency, duration).await?;
-        rows.push((format!("{label}, 100 rows"), 100, f));
+        let mut ignored = 0.0;
+        native(
+            &database_url,
+            copy,
+            100,
+            concurrency,
+            warm,
+            &client,
+            &mut ignored,
+        )
+        .await?;
+        let mut pg_after = 0.0;
+        let pg_before = backends_cpu(&client).await?;
+        let before = process_cpu("self");
+        let f = native(
+            &database_url,
+            copy,
+            100,
+            concurrency,
+            duration,
+            &client,
+            &mut pg_after,
+        )
+        .await?;
+        let after = process_cpu("self");
+        rows.push(Run {
+            label: format!("{label}, 100 rows"),
+            batch: 100,
+            figures: f,
+            cpu: (after - before, pg_after - pg_before),
+        });
     }
 
-    let eps = |batch: usize, f: &Figures| (f.requests * batch) as f64 / f.elapsed.as_secs_f64();
+    let eps = |r: &Run| (r.figures.requests * r.batch) as f64 / r.figures.elapsed.as_secs_f64();
     println!();
-    println!("Ingest at concurrency {concurrency} ({seconds} s each)");
+    println!("Ingest at concurrency {concurrency} ({seconds} s each); CPU ms per request: this process (host + load generator) / the bench database's Postgres backends");
     println!(
-        "{:<34} {:>12} {:>12} {:>10} {:>10}",
-        "run", "requests/s", "events/s", "p50 ms", "p99 ms"
+        "{:<34} {:>11} {:>10} {:>8} {:>8} {:>11} {:>11}",
+        "run", "requests/s", "events/s", "p50 ms", "p99 ms", "cpu host", "cpu pg"
     );
-    for (label, batch, f) in &rows {
+    for r in &rows {
+        let n = r.figures.requests.max(1) as f64;
         println!(
-            "{:<34} {:>12.0} {:>12.0} {:>10.2} {:>10.2}",
-            label,
-            f.requests as f64 / f.elapsed.as_secs_f64(),
-            eps(*batch, f),
-            ms(f.p50),
-            ms(f.p99)
+            "{:<34} {:>11.0} {:>10.0} {:>8.2} {:>8.2} {:>11.2} {:>11.2}",
+            r.label,
+            n / r.figures.elapsed.as_secs_f64(),
+            eps(r),
+            ms(r.figures.p50),
+            ms(r.figures.p99),
+            r.cpu.0 * 1000.0 / n,
+            r.cpu.1 * 1000.0 / n,
         );
     }
-    let route100 = eps(100, &rows[2].2);
-    let insert = eps(100, &rows[3].2);
-    let copy = eps(100, &rows[4].2);
-    println!(
-        "ratio at batch 100: {:.2} of multi-row INSERT, {:.2} of COPY (goal: at least 0.5)",
-        route100 / insert,
-        route100 / copy
-    );
+    let insert = eps(&rows[rows.len() - 2]);
+    let copy = eps(&rows[rows.len() - 1]);
+    if let Some(r100) = rows
+        .iter()
+        .find(|r| r.batch == 100 && r.label.starts_with("ingest"))
+    {
+        println!(
+            "ratio at batch 100: {:.2} of multi-row INSERT, {:.2} of COPY (goal: at least 0.5)",
+            eps(r100) / insert,
+            eps(r100) / copy
+        );
+    }
+    for (batch, goal) in [(1usize, "1,000 requests/s"), (10, "10,000 events/s")] {
+        if let Some(r) = rows
+            .iter()
+            .find(|r| r.batch == batch && r.label.starts_with("ingest"))
+        {
+            println!("batch {batch}: {:.0} events/s (goal: {goal})", eps(r));
+        }
+    }
     Ok(())
 }

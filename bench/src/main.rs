@@ -61,6 +61,9 @@ enum Command {
         database_url: String,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+        /// Events per request, one run each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+        batches: Vec<usize>,
     },
     /// The tracking-health detector: 10,000 clients and `--millions` million
     /// events over 35 days; stats refresh and classification timed at 1M and
@@ -374,7 +377,8 @@ async fn main() -> Result<()> {
             seconds,
             database_url,
             concurrency,
-        } => ingest::run(seconds, database_url, concurrency).await,
+            batches,
+        } => ingest::run(seconds, database_url, concurrency, batches).await,
         Command::Detector {
             database_url,
             millions,

@@ -703,6 +703,7 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_used() {
 
 #[tokio::test]
 async fn each_user_agent_is_parsed_once_and_reparsed_when_the_parser_changes() {
+    const STALE: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0";
     let db = TestDb::new().await;
     let app = serve_app(&db, &[]).await;
     let c = client(&db, "shop.com", "client", true, false).await;
@@ -741,12 +742,12 @@ async fn each_user_agent_is_parsed_once_and_reparsed_when_the_parser_changes() {
     let current = db.client().await;
     current
         .execute(
-            "INSERT INTO user_agents (user_agent, device_type, is_bot, parser) VALUES ($1, 'tablet', false, $2), ('StaleAgent/1.0', 'tablet', false, 'some-older-parser')",
+            "INSERT INTO user_agents (user_agent, device_type, is_bot, parser) VALUES ($1, 'tablet', false, $2), ('Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0', 'tablet', false, 'some-older-parser')",
             &[&odd, &parser],
         )
         .await
         .unwrap();
-    for (person, ua) in [("c", odd), ("d", "StaleAgent/1.0")] {
+    for (person, ua) in [("c", odd), ("d", STALE)] {
         let mut body = batch(c, person, vec![event("widget_open", Utc::now(), p)]);
         body["context"]["user_agent"] = json!(ua);
         assert_eq!(post(&app, &body).await.0, 200);
@@ -762,19 +763,84 @@ async fn each_user_agent_is_parsed_once_and_reparsed_when_the_parser_changes() {
         devices,
         vec![
             ("c".to_string(), "tablet".to_string()),
-            ("d".to_string(), "other".to_string())
+            ("d".to_string(), "desktop".to_string())
         ]
     );
     // ...and a row of an older parser is parsed again and replaced.
     let stale: (String, String) = {
         let r = current
             .query_one(
-                "SELECT device_type, parser FROM user_agents WHERE user_agent = 'StaleAgent/1.0'",
-                &[],
+                "SELECT device_type, parser FROM user_agents WHERE user_agent = $1",
+                &[&STALE],
             )
             .await
             .unwrap();
         (r.get(0), r.get(1))
     };
-    assert_eq!(stale, ("other".to_string(), parser));
+    assert_eq!(stale, ("desktop".to_string(), parser));
+}
+
+#[tokio::test]
+async fn bots_are_stored_flagged_by_user_agent_or_by_speed() {
+    let db = TestDb::new().await;
+    let app = serve_app(&db, &[]).await;
+    let c = client(&db, "shop.com", "client", true, false).await;
+    let t0 = Utc::now() - Duration::minutes(5);
+    // An HTTP library.
+    let mut body = batch(
+        c,
+        "script",
+        vec![event("widget_impression", t0, "https://shop.com/")],
+    );
+    body["context"]["user_agent"] = json!("python-requests/2.32.3");
+    let (status, _) = post(&app, &body).await;
+    assert_eq!(status, 200);
+    // A browser's user agent, but 12 events in under a second.
+    let fast: Vec<Value> = (0..12)
+        .map(|i| {
+            event(
+                "message_sent",
+                t0 + Duration::milliseconds(i * 50),
+                "https://shop.com/",
+            )
+        })
+        .collect();
+    let (status, _) = post(&app, &batch(c, "too-fast", fast)).await;
+    assert_eq!(status, 200);
+    // A person: the same browser, events seconds apart.
+    let human: Vec<Value> = (0..12)
+        .map(|i| {
+            event(
+                "message_sent",
+                t0 + Duration::seconds(i * 3),
+                "https://shop.com/",
+            )
+        })
+        .collect();
+    let (status, _) = post(&app, &batch(c, "person", human)).await;
+    assert_eq!(status, 200);
+    let flagged = |person: &'static str| {
+        let db = &db;
+        async move {
+            count(
+                db,
+                &format!("SELECT count(*) FILTER (WHERE is_bot AND device_type = 'bot') FROM session_events WHERE person_id = '{person}'"),
+            )
+            .await
+        }
+    };
+    assert_eq!(flagged("script").await, 1);
+    assert_eq!(flagged("too-fast").await, 12);
+    assert_eq!(flagged("person").await, 0);
+    // The browser's own parse stays cached as a browser.
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM user_agents WHERE user_agent = '{UA_DESKTOP}' AND NOT is_bot"
+            )
+        )
+        .await,
+        1
+    );
 }

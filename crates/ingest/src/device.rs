@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// Names the parser (and rules) whose results are cached in `user_agents`;
 /// change it when the parsing changes, and cached rows are parsed again.
-pub const PARSER: &str = "woothee-0.13/1";
+pub const PARSER: &str = "woothee-0.13+isbot-5.2.3/2";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Device {
@@ -19,18 +19,6 @@ pub struct Device {
     pub is_bot: bool,
 }
 
-/// Automation that woothee does not list as a crawler.
-const BOT_MARKERS: [&str; 8] = [
-    "headlesschrome",
-    "phantomjs",
-    "puppeteer",
-    "playwright",
-    "lighthouse",
-    "bot",
-    "spider",
-    "crawl",
-];
-
 fn known(s: &str) -> Option<String> {
     (!s.is_empty() && s != "UNKNOWN").then(|| s.to_string())
 }
@@ -39,7 +27,7 @@ pub fn parse_user_agent(ua: &str) -> Device {
     let lower = ua.to_ascii_lowercase();
     let parsed = woothee::parser::Parser::new().parse(ua);
     let category = parsed.as_ref().map(|r| r.category).unwrap_or("UNKNOWN");
-    let is_bot = category == "crawler" || BOT_MARKERS.iter().any(|m| lower.contains(m));
+    let is_bot = category == "crawler" || crate::bots::is_bot(ua);
     let tablet = lower.contains("ipad")
         || lower.contains("tablet")
         || (lower.contains("android") && !lower.contains("mobile"));
@@ -97,6 +85,7 @@ mod tests {
         assert_eq!((b.device_type.as_str(), b.is_bot), ("bot", true));
         let h = parse_user_agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36");
         assert!(h.is_bot);
-        assert_eq!(parse_user_agent("").device_type, "other");
+        // No user agent at all: not a browser (docs/API.md, what counts as a bot).
+        assert_eq!(parse_user_agent("").device_type, "bot");
     }
 }

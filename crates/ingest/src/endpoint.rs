@@ -12,6 +12,7 @@ use platform::vars::Vars;
 use platform::{client_ip, db, respond, site, ApiError};
 
 use crate::batch::{parse_batch, validate_event, EventRow, Rejection};
+use crate::bots;
 use crate::config::Config;
 use crate::device::parse_user_agent;
 use crate::store::{self, BatchWrite};
@@ -40,7 +41,7 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
         .chars()
         .take(1000)
         .collect();
-    let client = store::load_client(&db, &batch.client_id, &user_agent).map_err(not_stored)?;
+    let client = store::load_client(&db, &batch, &user_agent).map_err(not_stored)?;
     let client = site::admit(&batch.client_id, client, header(req, "origin"))?;
 
     let now = Utc::now();
@@ -77,10 +78,18 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
     .and_then(|ip| client_ip::stored(ip, config.ip_storage));
     // Parsing compiles the parser's rules in every fresh instance: only for
     // user agents not parsed before (then cached by the write).
-    let (device, new_user_agent) = match client.cached_device {
+    let (mut device, mut new_user_agent) = match client.cached_device {
         Some(d) => (d, None),
         None => (parse_user_agent(&user_agent), Some(user_agent.as_str())),
     };
+    // Faster than a person: this batch is a bot's, whatever its user agent
+    // says (the user agent's own parse is cached later, not this verdict).
+    let times: Vec<_> = accepted.iter().map(|e| e.occurred_at).collect();
+    if !device.is_bot && bots::too_fast(&times) {
+        device.is_bot = true;
+        device.device_type = "bot".into();
+        new_user_agent = None;
+    }
     let write = BatchWrite {
         batch: &batch,
         accepted: &accepted,
@@ -90,7 +99,8 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
         ip: ip.as_deref(),
         rejected_cap_per_hour: config.rejected_cap_per_hour,
     };
-    let saved = store::save(&db, &write, config.session_timeout).map_err(not_stored)?;
+    let saved = store::save(&db, &write, client.last_session, config.session_timeout)
+        .map_err(not_stored)?;
     let mut duplicates: Vec<(usize, String)> = accepted
         .iter()
         .filter(|e| saved.duplicates.contains(&e.event_id))

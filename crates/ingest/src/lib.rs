@@ -5,6 +5,7 @@
 
 pub mod attribution;
 pub mod batch;
+pub mod bots;
 pub mod config;
 pub mod device;
 pub mod endpoint;

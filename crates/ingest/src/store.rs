@@ -1,7 +1,9 @@
-//! What ingest reads and writes in Postgres: the client with the cached parse
-//! of a user agent, and the batch (events, sessions, rejected events, a newly
-//! parsed user agent) in one statement (migrations/V4), under the visitor's
-//! sessionization lock when the server assigns sessions.
+//! What ingest reads and writes in Postgres, in two statements per request
+//! (migrations/V19): `ingest_context` (the client, the cached parse of the
+//! user agent, the visitor's last session) and `ingest_write_batch` (events,
+//! sessions, rejected events, a newly parsed user agent, at once). Sessions
+//! are assigned here from the last session as read; the write checks, under
+//! the visitor's lock, that it is still the last one.
 
 use chrono::{DateTime, Duration};
 use serde::Deserialize;
@@ -15,33 +17,26 @@ use crate::batch::{Batch, EventRow, Rejection};
 use crate::device::{Device, PARSER};
 use crate::sessions::{self, LastSession, Timed};
 
-/// The client, and the cached parse of a user agent (`$2`) by parser `$3`.
-const CLIENT_AND_USER_AGENT: &str = "
-SELECT c.enabled, c.root_domain, c.allow_localhost,
-       u.device_type, u.browser, u.browser_version, u.os, u.os_version,
-       coalesce(u.is_bot, false) AS is_bot
-  FROM clients c
-  LEFT JOIN user_agents u ON u.user_agent = $2::text AND u.parser = $3::text
- WHERE c.id = $1::text::uuid";
+const CONTEXT: &str = "SELECT * FROM ingest_context($1::text, $2::text, $3::text, $4::text)";
 
-/// Locks the visitor for sessionization and returns their latest session, if
-/// any (migrations/V4).
-const LOCK_AND_LAST_SESSION: &str =
-    "SELECT * FROM lock_visitor_last_session($1::text::uuid, $2::text)";
-
-/// The batch write (`ingest_write_batch`, migrations/V18): returns the ids
-/// that were stored before (`duplicates`).
 const WRITE_BATCH: &str = "
-SELECT duplicates FROM ingest_write_batch($1::jsonb, $2::text, $3::text, $4::text, $5::text, $6::text,
+SELECT conflict, last_session_id, last_seen_us, last_utm_campaign, duplicates
+  FROM ingest_write_batch($1::jsonb, $2::text, $3::text, $4::text, $5::text, $6::text,
     $7::text, $8::text, $9::bool, $10::text, $11::text, $12::text, $13::jsonb, $14::int8,
-    $15::text, $16::text)";
+    $15::text, $16::text, $17::bool, $18::text, $19::int8)";
 
-/// A client's row, as ingest needs it, and the cached parse of the request's
-/// user agent if there is one.
+/// How often a batch is sessionized again when another batch of the same
+/// visitor moved its last session in between.
+const SESSION_ATTEMPTS: usize = 5;
+
+/// A client's row, as ingest needs it, the cached parse of the request's
+/// user agent if there is one, and the visitor's last session.
 pub struct Client {
     pub enabled: bool,
     pub site: Site,
     pub cached_device: Option<Device>,
+    /// Read only when the server assigns sessions (the batch has none).
+    pub last_session: Option<LastSession>,
 }
 
 impl WidgetClient for Client {
@@ -54,7 +49,7 @@ impl WidgetClient for Client {
 }
 
 #[derive(Deserialize)]
-struct ClientRow {
+struct ContextRow {
     enabled: bool,
     root_domain: Option<String>,
     allow_localhost: bool,
@@ -64,15 +59,38 @@ struct ClientRow {
     os: Option<String>,
     os_version: Option<String>,
     is_bot: bool,
+    session_id: Option<String>,
+    last_seen_us: Option<i64>,
+    utm_campaign: Option<String>,
 }
 
-pub fn load_client(db: &Db, client_id: &str, user_agent: &str) -> Result<Option<Client>, DbError> {
-    let row: Option<ClientRow> = db.row(
-        CLIENT_AND_USER_AGENT,
+fn last_session(
+    id: Option<String>,
+    last_seen_us: Option<i64>,
+    utm_campaign: Option<String>,
+) -> Option<LastSession> {
+    Some(LastSession {
+        id: id?,
+        last_seen: DateTime::from_timestamp_micros(last_seen_us?)?,
+        utm_campaign,
+    })
+}
+
+/// The client (None: unknown), with the parse of `user_agent` if cached and,
+/// for a batch without `session_id`, the visitor's last session.
+pub fn load_client(db: &Db, batch: &Batch, user_agent: &str) -> Result<Option<Client>, DbError> {
+    let person = if batch.session_id.is_none() {
+        ParameterValue::Str(batch.person_id.clone())
+    } else {
+        ParameterValue::DbNull
+    };
+    let row: Option<ContextRow> = db.row(
+        CONTEXT,
         &[
-            client_id.to_string().into(),
+            batch.client_id.clone().into(),
             user_agent.to_string().into(),
             PARSER.to_string().into(),
+            person,
         ],
     )?;
     Ok(row.map(|r| Client {
@@ -89,6 +107,7 @@ pub fn load_client(db: &Db, client_id: &str, user_agent: &str) -> Result<Option<
             os_version: r.os_version,
             is_bot: r.is_bot,
         }),
+        last_session: last_session(r.session_id, r.last_seen_us, r.utm_campaign),
     }))
 }
 
@@ -115,67 +134,102 @@ pub struct Saved {
     pub duplicates: Vec<String>,
 }
 
-/// Writes the batch; sessions come from the batch's `session_id`, or are
-/// assigned here (under the visitor's lock) when it has none.
-pub fn save(db: &Db, w: &BatchWrite, session_timeout: Duration) -> Result<Saved, DbError> {
+#[derive(Deserialize)]
+struct Written {
+    conflict: bool,
+    last_session_id: Option<String>,
+    last_seen_us: Option<i64>,
+    last_utm_campaign: Option<String>,
+    duplicates: Vec<String>,
+}
+
+/// Writes the batch. Sessions come from the batch's `session_id`, or are
+/// assigned from `last` (the visitor's last session as read with the
+/// client); if another batch of the visitor moved it meanwhile, they are
+/// assigned again from the fresh one.
+pub fn save(
+    db: &Db,
+    w: &BatchWrite,
+    mut last: Option<LastSession>,
+    session_timeout: Duration,
+) -> Result<Saved, DbError> {
     if w.batch.session_id.is_some() || w.accepted.is_empty() {
         let ids = vec![w.batch.session_id.clone().unwrap_or_default(); w.accepted.len()];
-        return write(db, w, &ids);
-    }
-    // Concurrent batches of one visitor agree on the session.
-    db.transaction(|db| {
-        let last: Option<LastSessionRow> = db.row(
-            LOCK_AND_LAST_SESSION,
-            &[
-                w.batch.client_id.clone().into(),
-                w.batch.person_id.clone().into(),
-            ],
-        )?;
-        let last = last.map(|r| LastSession {
-            id: r.session_id,
-            last_seen: DateTime::from_timestamp_micros(r.last_seen_us).unwrap_or_default(),
-            utm_campaign: r.utm_campaign,
+        return write(db, w, &ids, None).map(|written| Saved {
+            session_id: ids.last().cloned(),
+            duplicates: written.duplicates,
         });
-        let timed: Vec<Timed> = w
-            .accepted
-            .iter()
-            .map(|e| Timed {
-                at: e.occurred_at,
-                utm_campaign: e.attribution.utm_campaign.as_deref(),
-            })
-            .collect();
-        let ids = sessions::assign(&timed, last, session_timeout, || {
+    }
+    let timed: Vec<Timed> = w
+        .accepted
+        .iter()
+        .map(|e| Timed {
+            at: e.occurred_at,
+            utm_campaign: e.attribution.utm_campaign.as_deref(),
+        })
+        .collect();
+    for _ in 0..SESSION_ATTEMPTS {
+        let ids = sessions::assign(&timed, last.clone(), session_timeout, || {
             uuid::Uuid::new_v4().to_string()
         });
-        write(db, w, &ids)
-    })
+        let written = write(db, w, &ids, Some(last.as_ref()))?;
+        if !written.conflict {
+            return Ok(Saved {
+                session_id: ids.last().cloned(),
+                duplicates: written.duplicates,
+            });
+        }
+        last = last_session(
+            written.last_session_id,
+            written.last_seen_us,
+            written.last_utm_campaign,
+        );
+    }
+    Err(DbError::unavailable(
+        "the visitor's session kept changing under concurrent batches; try again",
+    ))
 }
 
-#[derive(Deserialize)]
-struct LastSessionRow {
-    session_id: String,
-    last_seen_us: i64,
-    utm_campaign: Option<String>,
+/// One event as `ingest_write_batch` reads it (serialized straight from
+/// the validated row: no intermediate JSON tree on the hot path).
+#[derive(serde::Serialize)]
+struct EventOut<'a> {
+    event_id: &'a str,
+    session_id: &'a str,
+    event_name: &'a str,
+    occurred_at: String,
+    widget_displayed_at: Option<i64>,
+    duration_s: Option<f64>,
+    page_url: Option<&'a str>,
+    domain: Option<&'a str>,
+    referrer: Option<&'a str>,
+    referrer_domain: Option<&'a str>,
+    #[serde(flatten)]
+    attribution: &'a crate::attribution::Attribution,
+    properties: &'a Value,
 }
 
-/// The events of a batch as `ingest_write_batch` reads them.
-pub fn events_json(accepted: &[EventRow], session_ids: &[String]) -> Value {
-    accepted
+/// The events of a batch as `ingest_write_batch` reads them (a JSON array).
+pub fn events_json(accepted: &[EventRow], session_ids: &[String]) -> Vec<u8> {
+    let events: Vec<EventOut> = accepted
         .iter()
         .zip(session_ids)
-        .map(|(e, sid)| {
-            let a = &e.attribution;
-            json!({
-                "event_id": e.event_id, "session_id": sid, "event_name": e.name,
-                "occurred_at": e.occurred_at.to_rfc3339(), "widget_displayed_at": e.widget_displayed_at,
-                "duration_s": e.duration_s, "page_url": e.page_url, "domain": e.domain,
-                "referrer": e.referrer, "referrer_domain": e.referrer_domain,
-                "utm_source": a.utm_source, "utm_medium": a.utm_medium, "utm_campaign": a.utm_campaign,
-                "utm_term": a.utm_term, "utm_content": a.utm_content,
-                "gclid": a.gclid, "fbclid": a.fbclid, "fbc": a.fbc, "properties": e.properties,
-            })
+        .map(|(e, sid)| EventOut {
+            event_id: &e.event_id,
+            session_id: sid,
+            event_name: &e.name,
+            occurred_at: e.occurred_at.to_rfc3339(),
+            widget_displayed_at: e.widget_displayed_at,
+            duration_s: e.duration_s,
+            page_url: e.page_url.as_deref(),
+            domain: e.domain.as_deref(),
+            referrer: e.referrer.as_deref(),
+            referrer_domain: e.referrer_domain.as_deref(),
+            attribution: &e.attribution,
+            properties: &e.properties,
         })
-        .collect()
+        .collect();
+    serde_json::to_vec(&events).unwrap_or_default()
 }
 
 /// The rejected events as `ingest_write_batch` keeps them (a NUL character,
@@ -193,19 +247,22 @@ pub fn rejections_json(rejected: &[Rejection]) -> Value {
         .collect()
 }
 
-#[derive(Deserialize)]
-struct Written {
-    duplicates: Vec<String>,
-}
-
-fn write(db: &Db, w: &BatchWrite, session_ids: &[String]) -> Result<Saved, DbError> {
+/// One write; `expected`: for server-made sessions, the last session they
+/// were assigned from (`None` inside: the visitor had none).
+fn write(
+    db: &Db,
+    w: &BatchWrite,
+    session_ids: &[String],
+    expected: Option<Option<&LastSession>>,
+) -> Result<Written, DbError> {
     let opt = |s: Option<&str>| s.map_or(ParameterValue::DbNull, |s| s.to_string().into());
     let jsonb = |v: Value| ParameterValue::Jsonb(serde_json::to_vec(&v).unwrap_or_default());
     let d = w.device;
-    let written: Written = db.one(
+    let expected_session = expected.flatten();
+    db.one(
         WRITE_BATCH,
         &[
-            jsonb(events_json(w.accepted, session_ids)),
+            ParameterValue::Jsonb(events_json(w.accepted, session_ids)),
             w.batch.client_id.clone().into(),
             w.batch.person_id.clone().into(),
             d.device_type.clone().into(),
@@ -221,10 +278,11 @@ fn write(db: &Db, w: &BatchWrite, session_ids: &[String]) -> Result<Saved, DbErr
             w.rejected_cap_per_hour.into(),
             opt(w.new_user_agent),
             PARSER.to_string().into(),
+            expected.is_some().into(),
+            opt(expected_session.map(|s| s.id.as_str())),
+            expected_session.map_or(ParameterValue::DbNull, |s| {
+                s.last_seen.timestamp_micros().into()
+            }),
         ],
-    )?;
-    Ok(Saved {
-        session_id: session_ids.last().cloned(),
-        duplicates: written.duplicates,
-    })
+    )
 }
