@@ -731,6 +731,19 @@ $$;
 
 
 --
+-- Name: conversion_deliveries_drop_ip(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.conversion_deliveries_drop_ip() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW.user_data := NEW.user_data - 'client_ip_address';
+    RETURN NEW;
+END $$;
+
+
+--
 -- Name: destination_delivery_stats_24h(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -854,12 +867,13 @@ $$;
 -- Name: ingest_context(text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.ingest_context(p_client_id text, p_user_agent text, p_parser text, p_person_id text) RETURNS TABLE(enabled boolean, root_domain text, allow_localhost boolean, device_type text, browser text, browser_version text, os text, os_version text, is_bot boolean, session_id text, last_seen_us bigint, utm_campaign text)
+CREATE FUNCTION public.ingest_context(p_client_id text, p_user_agent text, p_parser text, p_person_id text) RETURNS TABLE(enabled boolean, root_domain text, allow_localhost boolean, device_type text, browser text, browser_version text, os text, os_version text, is_bot boolean, session_id text, last_seen_us bigint, utm_campaign text, refused_consent_events text)
     LANGUAGE sql STABLE
     AS $$
     SELECT c.enabled, c.root_domain, c.allow_localhost,
            u.device_type, u.browser, u.browser_version, u.os, u.os_version,
-           coalesce(u.is_bot, false), s.session_id, s.last_seen_us, s.utm_campaign
+           coalesce(u.is_bot, false), s.session_id, s.last_seen_us, s.utm_campaign,
+           c.refused_consent_events
       FROM clients c
       LEFT JOIN user_agents u ON u.user_agent = p_user_agent AND u.parser = p_parser
       LEFT JOIN LATERAL (
@@ -1049,6 +1063,156 @@ END $$;
 
 
 --
+-- Name: privacy_erase(uuid, text, text, text, jsonb, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.privacy_erase(p_client uuid, p_anonymous_id text, p_email text, p_phone text, p_identifier_hashes jsonb, p_requested_by text) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    who record;
+    busy double precision;
+    counts jsonb;
+    n bigint;
+BEGIN
+    SELECT * INTO who FROM privacy_person(p_client, p_anonymous_id, p_email, p_phone);
+    -- Lock the outbox rows: no run can claim them until this commits.
+    PERFORM 1 FROM conversion_deliveries WHERE lead_id = ANY (who.lead_ids) FOR UPDATE;
+    SELECT max(extract(epoch FROM lease_expires_at - now())) INTO busy
+      FROM conversion_deliveries
+     WHERE lead_id = ANY (who.lead_ids) AND lease_expires_at > now();
+    IF busy IS NOT NULL THEN
+        RETURN jsonb_build_object('in_flight_seconds', ceil(busy));
+    END IF;
+
+    counts := '{}';
+    WITH s AS (
+        SELECT person_id, first_seen_at, last_seen_at FROM widget_sessions
+         WHERE client_id = p_client AND person_id = ANY (who.anonymous_ids)
+    ), gone AS (
+        DELETE FROM session_events e USING s
+         WHERE e.client_id = p_client AND e.person_id = s.person_id
+           AND e.occurred_at >= s.first_seen_at AND e.occurred_at <= s.last_seen_at
+        RETURNING e.event_id
+    ), keys AS (
+        DELETE FROM event_keys k USING (SELECT DISTINCT event_id FROM gone) g
+         WHERE k.client_id = p_client AND k.event_id = g.event_id
+    )
+    SELECT count(*) INTO n FROM gone;
+    counts := counts || jsonb_build_object('session_events', n);
+    DELETE FROM widget_sessions WHERE client_id = p_client AND person_id = ANY (who.anonymous_ids);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    counts := counts || jsonb_build_object('widget_sessions', n);
+    DELETE FROM analytics_visitors WHERE client_id = p_client AND person_id = ANY (who.anonymous_ids);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    counts := counts || jsonb_build_object('analytics_visitors', n);
+    DELETE FROM conversion_deliveries WHERE lead_id = ANY (who.lead_ids);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    counts := counts || jsonb_build_object('conversion_deliveries', n);
+    DELETE FROM leads WHERE id = ANY (who.lead_ids);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    counts := counts || jsonb_build_object('leads', n);
+    DELETE FROM rejected_events r
+     WHERE r.client_id = p_client
+       AND EXISTS (SELECT 1 FROM unnest(who.anonymous_ids || p_email || p_phone) x
+                    WHERE x IS NOT NULL AND strpos(r.payload::text, x) > 0);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    counts := counts || jsonb_build_object('rejected_events', n);
+
+    INSERT INTO privacy_requests (kind, client_id, identifier_hashes, outcome, requested_by)
+    VALUES ('erase', p_client, p_identifier_hashes, counts, p_requested_by);
+    RETURN jsonb_build_object('erased', counts);
+END $$;
+
+
+--
+-- Name: privacy_export(uuid, text, text, text, jsonb, text, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.privacy_export(p_client uuid, p_anonymous_id text, p_email text, p_phone text, p_identifier_hashes jsonb, p_requested_by text, p_max_events integer) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    who record;
+    doc jsonb;
+BEGIN
+    SELECT * INTO who FROM privacy_person(p_client, p_anonymous_id, p_email, p_phone);
+    SELECT jsonb_build_object(
+        'anonymous_ids', to_jsonb(who.anonymous_ids),
+        'leads', (SELECT coalesce(jsonb_agg(to_jsonb(l) ORDER BY l.created_at), '[]')
+                    FROM leads l WHERE l.id = ANY (who.lead_ids)),
+        'conversion_deliveries', (
+            SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'id', d.id, 'destination', d.destination, 'event_id', d.event_id,
+                       'event_name', d.event_name, 'event_time', d.event_time, 'status', d.status,
+                       'event_payload', d.event_payload, 'user_data', d.user_data,
+                       'created_at', d.created_at, 'resolved_at', d.resolved_at) ORDER BY d.id), '[]')
+              FROM conversion_deliveries d WHERE d.lead_id = ANY (who.lead_ids)),
+        'widget_sessions', (
+            SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.first_seen_at), '[]')
+              FROM widget_sessions s
+             WHERE s.client_id = p_client AND s.person_id = ANY (who.anonymous_ids)),
+        'session_events', (
+            SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.occurred_at DESC), '[]')
+              FROM (SELECT e.* FROM widget_sessions s
+                      JOIN session_events e
+                        ON e.client_id = p_client AND e.person_id = s.person_id
+                       AND e.occurred_at >= s.first_seen_at AND e.occurred_at <= s.last_seen_at
+                     WHERE s.client_id = p_client AND s.person_id = ANY (who.anonymous_ids)
+                     ORDER BY e.occurred_at DESC LIMIT p_max_events) e),
+        'analytics_visitors', (
+            SELECT coalesce(jsonb_agg(to_jsonb(v)), '[]') FROM analytics_visitors v
+             WHERE v.client_id = p_client AND v.person_id = ANY (who.anonymous_ids)),
+        'rejected_events', (
+            SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.id), '[]') FROM rejected_events r
+             WHERE r.client_id = p_client
+               AND EXISTS (SELECT 1 FROM unnest(who.anonymous_ids || p_email || p_phone) x
+                            WHERE x IS NOT NULL AND strpos(r.payload::text, x) > 0)))
+      INTO doc;
+    INSERT INTO privacy_requests (kind, client_id, identifier_hashes, outcome, requested_by)
+    VALUES ('export', p_client, p_identifier_hashes,
+            jsonb_build_object('leads', jsonb_array_length(doc->'leads'),
+                               'session_events', jsonb_array_length(doc->'session_events'),
+                               'widget_sessions', jsonb_array_length(doc->'widget_sessions')),
+            p_requested_by);
+    RETURN doc;
+END $$;
+
+
+--
+-- Name: privacy_person(uuid, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.privacy_person(p_client uuid, p_anonymous_id text, p_email text, p_phone text) RETURNS TABLE(lead_ids uuid[], anonymous_ids text[])
+    LANGUAGE sql STABLE
+    AS $$
+    WITH l AS (
+        SELECT id, anonymous_id FROM leads WHERE client_id = p_client AND email = p_email
+        UNION
+        SELECT id, anonymous_id FROM leads WHERE client_id = p_client AND phone = p_phone
+        UNION
+        SELECT id, anonymous_id FROM leads WHERE client_id = p_client AND anonymous_id = p_anonymous_id
+    )
+    SELECT coalesce(array_agg(DISTINCT l.id), '{}'),
+           ARRAY(SELECT DISTINCT x FROM unnest(array_agg(l.anonymous_id) || p_anonymous_id) x
+                  WHERE x IS NOT NULL)
+      FROM l
+$$;
+
+
+--
+-- Name: privacy_requests_append_only(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.privacy_requests_append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'privacy_requests is append-only';
+END $$;
+
+
+--
 -- Name: record_delivery_outcomes(uuid, text, jsonb); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1150,6 +1314,70 @@ BEGIN
     RETURN QUERY SELECT alert, open_before;
 END
 $$;
+
+
+--
+-- Name: retention_delete_batch(text, timestamp with time zone, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.retention_delete_batch(p_what text, p_before timestamp with time zone, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    n bigint;
+BEGIN
+    CASE p_what
+    WHEN 'resolved_deliveries' THEN
+        -- Their attempts go with them (ON DELETE CASCADE).
+        DELETE FROM conversion_deliveries WHERE id = ANY (ARRAY(
+            SELECT id FROM conversion_deliveries
+             WHERE status = 'resolved' AND resolved_at < p_before LIMIT p_batch));
+    WHEN 'dead_letters' THEN
+        DELETE FROM conversion_deliveries WHERE id = ANY (ARRAY(
+            SELECT id FROM conversion_deliveries
+             WHERE status = 'dead_letter' AND updated_at < p_before LIMIT p_batch));
+    WHEN 'delivery_attempts' THEN
+        DELETE FROM delivery_attempts WHERE id = ANY (ARRAY(
+            SELECT id FROM delivery_attempts WHERE attempted_at < p_before LIMIT p_batch));
+    WHEN 'alert_notifications' THEN
+        -- Sent (or settled) ones only: an unsent message still waits for its webhook.
+        DELETE FROM alert_notifications WHERE id = ANY (ARRAY(
+            SELECT id FROM alert_notifications
+             WHERE created_at < p_before AND sent_at IS NOT NULL LIMIT p_batch));
+    WHEN 'resolved_alerts' THEN
+        DELETE FROM tracking_health_alerts a WHERE a.id = ANY (ARRAY(
+            SELECT x.id FROM tracking_health_alerts x
+             WHERE x.resolved_at < p_before
+               AND NOT EXISTS (SELECT 1 FROM alert_notifications n WHERE n.alert_id = x.id)
+             LIMIT p_batch));
+    WHEN 'health_checks' THEN
+        DELETE FROM tracking_health_checks WHERE id = ANY (ARRAY(
+            SELECT id FROM tracking_health_checks WHERE checked_at < p_before LIMIT p_batch));
+    WHEN 'rejected_events' THEN
+        DELETE FROM rejected_events WHERE id = ANY (ARRAY(
+            SELECT id FROM rejected_events WHERE received_at < p_before LIMIT p_batch));
+    WHEN 'user_agents' THEN
+        -- A cached parse; a user agent seen again is parsed again.
+        DELETE FROM user_agents WHERE user_agent = ANY (ARRAY(
+            SELECT user_agent FROM user_agents WHERE parsed_at < p_before LIMIT p_batch));
+    WHEN 'leads' THEN
+        -- With their deliveries, once none of them is still queued.
+        WITH old AS (
+            SELECT l.id FROM leads l
+             WHERE l.created_at < p_before
+               AND NOT EXISTS (SELECT 1 FROM conversion_deliveries d
+                                WHERE d.lead_id = l.id AND d.status IN ('pending', 'retrying'))
+             LIMIT p_batch
+        ), deliveries AS (
+            DELETE FROM conversion_deliveries d USING old WHERE d.lead_id = old.id
+        )
+        DELETE FROM leads l USING old WHERE l.id = old.id;
+    ELSE
+        RAISE EXCEPTION 'unknown retention %', p_what;
+    END CASE;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
 
 
 --
@@ -1459,8 +1687,10 @@ CREATE TABLE public.clients (
     lead_contact_required boolean DEFAULT true NOT NULL,
     default_country text,
     time_zone text DEFAULT 'UTC'::text NOT NULL,
+    refused_consent_events text DEFAULT 'anonymous'::text NOT NULL,
     CONSTRAINT clients_client_type_check CHECK ((client_type = ANY (ARRAY['client'::text, 'onboarding'::text, 'test'::text, 'demo'::text, 'former'::text]))),
-    CONSTRAINT clients_default_country_check CHECK ((default_country ~ '^[A-Z]{2}$'::text))
+    CONSTRAINT clients_default_country_check CHECK ((default_country ~ '^[A-Z]{2}$'::text)),
+    CONSTRAINT clients_refused_consent_events_check CHECK ((refused_consent_events = ANY (ARRAY['anonymous'::text, 'drop'::text])))
 );
 
 
@@ -1750,6 +1980,36 @@ CREATE MATERIALIZED VIEW public.mv_client_stats_30d AS
     (EXTRACT(epoch FROM now()))::bigint AS refreshed_at_epoch
    FROM public.client_tracking_signals(now()) s(client_id, widget_visitors_30d, conversation_visitors_30d, form_submits_30d, widget_prior_23d, widget_last_7d)
   WITH NO DATA;
+
+
+--
+-- Name: privacy_requests; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.privacy_requests (
+    id bigint NOT NULL,
+    kind text NOT NULL,
+    client_id uuid NOT NULL,
+    identifier_hashes jsonb NOT NULL,
+    outcome jsonb NOT NULL,
+    requested_by text,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT privacy_requests_kind_check CHECK ((kind = ANY (ARRAY['erase'::text, 'export'::text])))
+);
+
+
+--
+-- Name: privacy_requests_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.privacy_requests ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.privacy_requests_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 
 --
@@ -2172,6 +2432,14 @@ ALTER TABLE ONLY public.leads
 
 
 --
+-- Name: privacy_requests privacy_requests_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.privacy_requests
+    ADD CONSTRAINT privacy_requests_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: rejected_events rejected_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2241,6 +2509,13 @@ ALTER TABLE ONLY public.widget_daily_stats
 
 ALTER TABLE ONLY public.widget_sessions
     ADD CONSTRAINT widget_sessions_pkey PRIMARY KEY (client_id, session_id);
+
+
+--
+-- Name: alert_notifications_by_created; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX alert_notifications_by_created ON public.alert_notifications USING btree (created_at);
 
 
 --
@@ -2335,6 +2610,13 @@ CREATE INDEX conversion_deliveries_queued ON public.conversion_deliveries USING 
 
 
 --
+-- Name: conversion_deliveries_resolved; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX conversion_deliveries_resolved ON public.conversion_deliveries USING btree (resolved_at) WHERE (status = 'resolved'::text);
+
+
+--
 -- Name: delivery_attempts_by_delivery; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -2370,6 +2652,34 @@ CREATE INDEX job_runs_by_job ON public.job_runs USING btree (job_name, started_a
 
 
 --
+-- Name: leads_by_anonymous_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX leads_by_anonymous_id ON public.leads USING btree (client_id, anonymous_id) WHERE (anonymous_id IS NOT NULL);
+
+
+--
+-- Name: leads_by_created; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX leads_by_created ON public.leads USING btree (created_at);
+
+
+--
+-- Name: leads_by_email; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX leads_by_email ON public.leads USING btree (client_id, email) WHERE (email IS NOT NULL);
+
+
+--
+-- Name: leads_by_phone; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX leads_by_phone ON public.leads USING btree (client_id, phone) WHERE (phone IS NOT NULL);
+
+
+--
 -- Name: mv_client_stats_30d_client; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -2388,6 +2698,13 @@ CREATE INDEX rejected_events_by_client ON public.rejected_events USING btree (cl
 --
 
 CREATE UNIQUE INDEX rejected_events_once ON public.rejected_events USING btree (client_id, md5((payload)::text));
+
+
+--
+-- Name: rejected_events_received; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX rejected_events_received ON public.rejected_events USING brin (received_at);
 
 
 --
@@ -2447,10 +2764,24 @@ CREATE INDEX tracking_health_alerts_recent ON public.tracking_health_alerts USIN
 
 
 --
+-- Name: tracking_health_alerts_resolved; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tracking_health_alerts_resolved ON public.tracking_health_alerts USING btree (resolved_at) WHERE (resolved_at IS NOT NULL);
+
+
+--
 -- Name: tracking_health_checks_latest; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX tracking_health_checks_latest ON public.tracking_health_checks USING btree (checked_at);
+
+
+--
+-- Name: user_agents_parsed; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX user_agents_parsed ON public.user_agents USING btree (parsed_at);
 
 
 --
@@ -2507,6 +2838,20 @@ ALTER INDEX public.session_events_pkey ATTACH PARTITION public.session_events_de
 --
 
 ALTER INDEX public.session_events_brin_received ATTACH PARTITION public.session_events_default_received_at_occurred_at_idx;
+
+
+--
+-- Name: conversion_deliveries conversion_deliveries_drop_ip; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER conversion_deliveries_drop_ip BEFORE UPDATE OF status ON public.conversion_deliveries FOR EACH ROW WHEN (((new.status = ANY (ARRAY['resolved'::text, 'dead_letter'::text])) AND (new.user_data ? 'client_ip_address'::text))) EXECUTE FUNCTION public.conversion_deliveries_drop_ip();
+
+
+--
+-- Name: privacy_requests privacy_requests_append_only; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER privacy_requests_append_only BEFORE DELETE OR UPDATE ON public.privacy_requests FOR EACH ROW EXECUTE FUNCTION public.privacy_requests_append_only();
 
 
 --

@@ -21,6 +21,7 @@ mod analytics;
 mod detector;
 mod ingest;
 mod leads;
+mod privacy;
 mod retry;
 
 #[derive(Parser)]
@@ -113,6 +114,17 @@ enum Command {
     },
     /// Draining 10,000 pending Meta events against a local fake answering in
     /// 50 ms: deliveries per second and HTTP requests made.
+    /// The nightly data retention over `--millions` million delivery
+    /// attempts, and one erase on a client with `--millions` million events.
+    Privacy {
+        #[arg(
+            long,
+            default_value = "postgres://postgres@localhost:5432/tracking_privacy_bench?sslmode=disable"
+        )]
+        database_url: String,
+        #[arg(long, default_value_t = 10)]
+        millions: i64,
+    },
     Retry {
         #[arg(
             long,
@@ -397,5 +409,9 @@ async fn main() -> Result<()> {
             database_url,
             events,
         } => retry::run(database_url, events).await,
+        Command::Privacy {
+            database_url,
+            millions,
+        } => privacy::run(database_url, millions).await,
     }
 }

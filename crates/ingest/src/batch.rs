@@ -44,6 +44,9 @@ pub struct Batch {
     pub user_agent: Option<String>,
     pub locale: Option<String>,
     pub screen: Option<String>,
+    /// `context.consent.analytics`: `Some(false)` when the visitor refused
+    /// analytics (see `consent`).
+    pub analytics_consent: Option<bool>,
     pub events: Vec<Value>,
 }
 
@@ -127,12 +130,13 @@ pub fn parse_batch(body: &[u8]) -> Result<Batch, ApiError> {
         })?;
     let session_id =
         opt_string(&obj, "session_id", "session_id", 200)?.filter(|s| !s.trim().is_empty());
-    let (user_agent, locale, screen) = match obj.get("context") {
-        None | Some(Value::Null) => (None, None, None),
+    let (user_agent, locale, screen, analytics_consent) = match obj.get("context") {
+        None | Some(Value::Null) => (None, None, None, None),
         Some(Value::Object(ctx)) => (
             opt_string(ctx, "user_agent", "context.user_agent", 1000)?,
             opt_string(ctx, "locale", "context.locale", 50)?,
             opt_string(ctx, "screen", "context.screen", 50)?,
+            analytics_consent(ctx.get("consent"))?,
         ),
         Some(_) => return Err(bad("invalid_field", "context", "context must be an object")),
     };
@@ -161,8 +165,31 @@ pub fn parse_batch(body: &[u8]) -> Result<Batch, ApiError> {
         user_agent,
         locale,
         screen,
+        analytics_consent,
         events,
     })
+}
+
+/// `context.consent`: an object whose `analytics` (and `ads`, read by
+/// save-lead, not here) is a boolean when given.
+fn analytics_consent(consent: Option<&Value>) -> Result<Option<bool>, ApiError> {
+    match consent {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(c)) => match c.get("analytics") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(bad(
+                "invalid_field",
+                "context.consent.analytics",
+                "context.consent.analytics must be true or false",
+            )),
+        },
+        Some(_) => Err(bad(
+            "invalid_field",
+            "context.consent",
+            "context.consent must be an object",
+        )),
+    }
 }
 
 /// One accepted event, normalized.

@@ -14,6 +14,7 @@ use platform::{client_ip, db, respond, site, ApiError};
 use crate::batch::{parse_batch, validate_event, EventRow, Rejection};
 use crate::bots;
 use crate::config::Config;
+use crate::consent::{self, Refused};
 use crate::device::parse_user_agent;
 use crate::store::{self, BatchWrite};
 
@@ -30,7 +31,7 @@ fn not_stored(e: db::DbError) -> ApiError {
 
 fn accept(req: &Request) -> Result<Response, ApiError> {
     require_json(req)?;
-    let batch = parse_batch(req.body())?;
+    let mut batch = parse_batch(req.body())?;
     let config = Config::from_vars(&Vars::spin())?;
     let db = db::connect().map_err(not_stored)?;
     let user_agent: String = batch
@@ -45,7 +46,7 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
     let client = site::admit(&batch.client_id, client, header(req, "origin"))?;
 
     let now = Utc::now();
-    let (mut accepted, rejected): (Vec<EventRow>, Vec<Rejection>) = {
+    let (mut accepted, mut rejected): (Vec<EventRow>, Vec<Rejection>) = {
         let mut ok = Vec::new();
         let mut bad = Vec::new();
         for (i, raw) in batch.events.iter().enumerate() {
@@ -69,13 +70,28 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
         });
     }
     accepted.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+    let refused = consent::refused(&batch).then_some(client.refused_consent);
+    match refused {
+        Some(Refused::Drop) => {
+            let (status, mut body) = answer(accepted.len(), &[], &rejected, None);
+            body["consent_refused"] = json!(Refused::Drop.as_str());
+            return Ok(respond::json(status, &body));
+        }
+        Some(Refused::Anonymous) => {
+            consent::anonymize(&mut batch, &mut accepted, &mut rejected, || {
+                uuid::Uuid::new_v4().to_string()
+            })
+        }
+        None => {}
+    }
 
     let ip = client_ip::client_ip(
         header(req, "spin-client-addr"),
         header(req, "x-forwarded-for"),
         &config.trusted_proxies,
     )
-    .and_then(|ip| client_ip::stored(ip, config.ip_storage));
+    .and_then(|ip| client_ip::stored(ip, config.ip_storage))
+    .filter(|_| refused.is_none());
     // Parsing compiles the parser's rules in every fresh instance: only for
     // user agents not parsed before (then cached by the write).
     let (mut device, mut new_user_agent) = match client.cached_device {
@@ -108,7 +124,12 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
         .chain(repeated)
         .collect();
     duplicates.sort();
-    let (status, body) = answer(accepted.len(), &duplicates, &rejected, saved.session_id);
+    let (status, mut body) = answer(accepted.len(), &duplicates, &rejected, saved.session_id);
+    if let Some(refused) = refused {
+        // A session id to send back would link the visitor's next batch.
+        body["session_id"] = Value::Null;
+        body["consent_refused"] = json!(refused.as_str());
+    }
     Ok(respond::json(status, &body))
 }
 

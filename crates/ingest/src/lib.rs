@@ -7,6 +7,7 @@ pub mod attribution;
 pub mod batch;
 pub mod bots;
 pub mod config;
+pub mod consent;
 pub mod device;
 pub mod endpoint;
 pub mod sessions;

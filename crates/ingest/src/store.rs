@@ -14,6 +14,7 @@ use platform::db::{Db, DbError};
 use platform::site::{Site, WidgetClient};
 
 use crate::batch::{Batch, EventRow, Rejection};
+use crate::consent::Refused;
 use crate::device::{Device, PARSER};
 use crate::sessions::{self, LastSession, Timed};
 
@@ -37,6 +38,8 @@ pub struct Client {
     pub cached_device: Option<Device>,
     /// Read only when the server assigns sessions (the batch has none).
     pub last_session: Option<LastSession>,
+    /// What the client does with events of visitors who refused consent.
+    pub refused_consent: Refused,
 }
 
 impl WidgetClient for Client {
@@ -62,6 +65,7 @@ struct ContextRow {
     session_id: Option<String>,
     last_seen_us: Option<i64>,
     utm_campaign: Option<String>,
+    refused_consent_events: Option<String>,
 }
 
 fn last_session(
@@ -108,6 +112,7 @@ pub fn load_client(db: &Db, batch: &Batch, user_agent: &str) -> Result<Option<Cl
             is_bot: r.is_bot,
         }),
         last_session: last_session(r.session_id, r.last_seen_us, r.utm_campaign),
+        refused_consent: Refused::from_setting(r.refused_consent_events.as_deref()),
     }))
 }
 

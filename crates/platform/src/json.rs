@@ -33,7 +33,9 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         // The path may or may not end with the key the message names.
         let at = |name: String| {
             if path == "." || path.is_empty() {
-                name
+                key(&name)
+            } else if name.is_empty() {
+                format!("{}{}", path.trim_end_matches('.'), key(&name))
             } else if path == name || path.ends_with(&format!(".{name}")) {
                 path.clone()
             } else {
@@ -181,6 +183,11 @@ mod tests {
         assert_eq!(
             error(r#"{"name": "a", "extra": {"k\u0000": 1}}"#).1,
             f("extra[\"k\\u0000\"]")
+        );
+        // An empty key is named, never an empty field.
+        assert_eq!(
+            error(r#"{"": null}"#),
+            ("invalid_field".into(), f("[\"\"]"))
         );
         assert!(parse_body::<Body>(br#"{"name": "a"}"#).is_ok());
     }

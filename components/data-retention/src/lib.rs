@@ -1,0 +1,24 @@
+//! The nightly data retention (cron, 03:30 UTC): deletes what each table's
+//! retention period no longer allows, in bounded batches, recorded in
+//! `job_runs` as `data-retention` with the rows deleted per table. See
+//! `privacy::retention` and docs/PRIVACY.md.
+
+use chrono::Utc;
+
+use platform::jobs::{self, Trigger};
+use platform::vars::Vars;
+use privacy::retention::{self, Retention, JOB_NAME};
+
+struct Cron;
+
+impl spin_cron::Guest for Cron {
+    fn handle_cron_event(metadata: spin_cron::Metadata) -> Result<(), spin_cron::Error> {
+        jobs::run(JOB_NAME, Trigger::Cron(metadata.timestamp), |db| {
+            retention::run(db, Utc::now(), &Retention::from_vars(&Vars::spin())?)
+        })
+        .map(|_| ())
+        .map_err(|e| spin_cron::Error::Other(e.to_string()))
+    }
+}
+
+spin_cron::export!(Cron);
