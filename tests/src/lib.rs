@@ -10,6 +10,11 @@ pub use spin_local::ZeroRowQueries;
 use spin_local::{App, LoadOptions, VariableSources};
 
 pub mod fake;
+pub mod fixtures;
+pub mod requests;
+
+pub use fixtures::{destination, widget_batch, widget_event, ClientSpec, Deliveries};
+pub use requests::Call;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -76,6 +81,54 @@ impl TestDb {
             .expect("connecting to the test database");
         tokio::spawn(conn);
         client
+    }
+
+    /// Runs `sql` (one or more statements, no parameters).
+    pub async fn exec(&self, sql: &str) {
+        self.client()
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The one row `sql` returns.
+    pub async fn one(&self, sql: &str) -> tokio_postgres::Row {
+        self.client()
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The rows `sql` returns.
+    pub async fn rows(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+        self.client()
+            .await
+            .query(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The first column of the one row `sql` returns.
+    pub async fn value<T>(&self, sql: &str) -> T
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        self.one(sql).await.get(0)
+    }
+
+    /// The first column of every row `sql` returns.
+    pub async fn column<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        self.rows(sql).await.iter().map(|r| r.get(0)).collect()
+    }
+
+    /// The first column of the one row `sql` returns, as a count.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.value(sql).await
     }
 }
 
@@ -178,6 +231,14 @@ pub async fn serve_with(
 /// The application in `spin.toml` on `db`.
 pub async fn serve_app(db: &TestDb, overrides: &[(&str, &str)]) -> TestApp {
     serve(&app_manifest(), variables(Some(db), overrides)).await
+}
+
+/// The application in `spin.toml` on `db` with the tests' admin JWT secret,
+/// then `overrides`.
+pub async fn serve_admin_app(db: &TestDb, overrides: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![("admin_jwt_secret", ADMIN_SECRET)];
+    vars.extend_from_slice(overrides);
+    serve_app(db, &vars).await
 }
 
 /// An HTTP client for the tests.

@@ -19,28 +19,13 @@ async fn setup_with(hook: Fake, extra: &[(&str, &str)]) -> Setup {
     let db = TestDb::new().await;
     let url = format!("{}/slack", hook.url);
     let mut vars = vec![
-        ("admin_jwt_secret", ADMIN_SECRET),
         ("alert_webhook_url", url.as_str()),
         ("alert_webhook_origin", hook.url.as_str()),
     ];
     vars.extend_from_slice(extra);
-    let app = serve_app(&db, &vars).await;
-    let client = Uuid::new_v4();
-    let c = db.client().await;
-    c.execute(
-        "INSERT INTO clients (id, name) VALUES ($1, 'c')",
-        &[&client],
-    )
-    .await
-    .unwrap();
-    let dest: Uuid = c
-        .query_one(
-            "INSERT INTO client_destinations (client_id, kind, config) VALUES ($1, 'meta_capi', '{}') RETURNING id",
-            &[&client],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let app = serve_admin_app(&db, &vars).await;
+    let client = ClientSpec::new().insert(&db).await;
+    let dest = destination(&db, client, "meta_capi", json!({})).await;
     Setup {
         db,
         app,
@@ -56,23 +41,17 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn sql(&self, sql: &str) {
-        self.db.client().await.batch_execute(sql).await.unwrap();
+        self.db.exec(sql).await;
     }
 
     /// `n` deliveries with this status and user data.
-    async fn deliveries(&self, n: i32, status: &str, user_data: Value) {
-        self.db
-            .client()
-            .await
-            .execute(
-                "INSERT INTO conversion_deliveries (client_id, destination_id, destination, event_id, event_name,
-                                                    event_time, event_payload, user_data, status)
-                 SELECT $1, $2, 'meta_capi', gen_random_uuid()::text, 'Lead', now(), '{}', $3, $4
-                   FROM generate_series(1, $5)",
-                &[&self.client, &self.dest, &user_data, &status, &n],
-            )
-            .await
-            .unwrap();
+    async fn deliveries(&self, n: usize, status: &str, user_data: Value) {
+        Deliveries::to(self.dest)
+            .count(n)
+            .status(status)
+            .user_data(user_data)
+            .insert(&self.db)
+            .await;
     }
 
     async fn check(&self) -> Value {
@@ -83,28 +62,15 @@ impl Setup {
             .unwrap()
             .unwrap();
         let detail: String = self
-            .db
-            .client()
-            .await
-            .query_one("SELECT detail::text FROM job_runs WHERE job_name = 'check-tracking-health' ORDER BY id DESC LIMIT 1", &[])
-            .await
-            .unwrap()
+            .db.one("SELECT detail::text FROM job_runs WHERE job_name = 'check-tracking-health' ORDER BY id DESC LIMIT 1").await
             .get(0);
         serde_json::from_str(&detail).unwrap()
     }
 
     /// Open alerts as (type, scope, severity, metric_value).
     async fn open(&self) -> Vec<(String, String, String, f64)> {
-        self.db
-            .client()
-            .await
-            .query(
-                "SELECT alert_type, scope, severity, coalesce(metric_value, -1) FROM tracking_health_alerts
-                  WHERE resolved_at IS NULL ORDER BY alert_type, scope",
-                &[],
-            )
-            .await
-            .unwrap()
+        self.db.rows("SELECT alert_type, scope, severity, coalesce(metric_value, -1) FROM tracking_health_alerts
+                  WHERE resolved_at IS NULL ORDER BY alert_type, scope").await
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect()
@@ -160,14 +126,8 @@ async fn the_backlog_alert_opens_updates_and_resolves_with_one_message_per_trans
         .iter()
         .all(|a| a.3 == 15.0));
     let seen: i64 =
-        s.db.client()
+        s.db.one("SELECT count(*) FROM tracking_health_alerts WHERE last_seen_at > created_at")
             .await
-            .query_one(
-                "SELECT count(*) FROM tracking_health_alerts WHERE last_seen_at > created_at",
-                &[],
-            )
-            .await
-            .unwrap()
             .get(0);
     assert_eq!(seen, 2);
 
@@ -177,14 +137,8 @@ async fn the_backlog_alert_opens_updates_and_resolves_with_one_message_per_trans
     assert_eq!(report["alerts_resolved"], 2);
     assert!(s.open().await.is_empty());
     let resolution: String =
-        s.db.client()
+        s.db.one("SELECT string_agg(DISTINCT resolution, ',') FROM tracking_health_alerts")
             .await
-            .query_one(
-                "SELECT string_agg(DISTINCT resolution, ',') FROM tracking_health_alerts",
-                &[],
-            )
-            .await
-            .unwrap()
             .get(0);
     assert_eq!(resolution, "auto");
     s.check().await;
@@ -278,11 +232,8 @@ async fn the_error_rate_needs_volume_and_dead_letters_warn_once_per_batch() {
     let s = setup().await;
     s.deliveries(1, "resolved", json!({})).await;
     let id: i64 =
-        s.db.client()
+        s.db.one("SELECT id FROM conversion_deliveries")
             .await
-            .query_one("SELECT id FROM conversion_deliveries", &[])
-            .await
-            .unwrap()
             .get(0);
     let attempts = |ok: i32, failed: i32| {
         format!(
@@ -400,14 +351,8 @@ async fn a_webhook_that_is_down_delays_the_message_and_never_duplicates_it() {
         "two transitions, two messages after recovery: {ok_texts:?}"
     );
     let pending: i64 =
-        s.db.client()
+        s.db.one("SELECT count(*) FROM alert_notifications WHERE sent_at IS NULL")
             .await
-            .query_one(
-                "SELECT count(*) FROM alert_notifications WHERE sent_at IS NULL",
-                &[],
-            )
-            .await
-            .unwrap()
             .get(0);
     assert_eq!(pending, 0);
 }
@@ -438,23 +383,16 @@ async fn concurrent_checks_never_duplicate_an_alert() {
         opened += t.await.unwrap();
     }
     assert_eq!(opened, 1);
-    let c = s.db.client().await;
-    let open: i64 = c
-        .query_one(
-            "SELECT count(*) FROM tracking_health_alerts WHERE resolved_at IS NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let notes: i64 = c
-        .query_one("SELECT count(*) FROM alert_notifications", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let open =
+        s.db.count("SELECT count(*) FROM tracking_health_alerts WHERE resolved_at IS NULL")
+            .await;
+    let notes = s.db.count("SELECT count(*) FROM alert_notifications").await;
     assert_eq!((open, notes), (1, 1));
     // The index itself refuses a second open alert for the same problem.
-    let dup = c
+    let dup = s
+        .db
+        .client()
+        .await
         .execute("INSERT INTO tracking_health_alerts (alert_type, scope, severity, message) VALUES ('failed_events_backlog', 'global', 'warning', 'x')", &[])
         .await;
     let err = dup.unwrap_err();
@@ -462,19 +400,10 @@ async fn concurrent_checks_never_duplicate_an_alert() {
     assert_eq!(db_err.constraint(), Some("tracking_health_alerts_one_open"));
 
     // Two checks over HTTP at once: one runs, the other waits its turn or is told 409.
-    let post = |url: String| async move {
-        http()
-            .post(format!("{url}/admin/tracking-health/check"))
-            .header("authorization", admin_bearer())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    };
-    let (a, b) = tokio::join!(post(s.app.url.clone()), post(s.app.url.clone()));
+    let post = || s.app.post("/admin/tracking-health/check").admin().status();
+    let (a, b) = tokio::join!(post(), post());
     assert!([a, b].iter().all(|st| *st == 200 || *st == 409), "{a} {b}");
-    let open: i64 = c.query_one("SELECT count(*) FROM tracking_health_alerts WHERE resolved_at IS NULL AND alert_type = 'failed_events_backlog' AND scope = 'global'", &[]).await.unwrap().get(0);
+    let open = s.db.count("SELECT count(*) FROM tracking_health_alerts WHERE resolved_at IS NULL AND alert_type = 'failed_events_backlog' AND scope = 'global'").await;
     assert_eq!(open, 1);
 }
 
@@ -484,29 +413,14 @@ async fn alerts_are_resolved_by_hand_once() {
     s.deliveries(11, "pending", json!({})).await;
     s.check().await;
     let id: i64 =
-        s.db.client()
+        s.db.one("SELECT id FROM tracking_health_alerts WHERE scope = 'global'")
             .await
-            .query_one(
-                "SELECT id FROM tracking_health_alerts WHERE scope = 'global'",
-                &[],
-            )
-            .await
-            .unwrap()
             .get(0);
     let resolve = |id: String, auth: String| {
-        let url = format!("{}/admin/tracking-health/alerts/{id}/resolve", s.app.url);
-        async move {
-            let res = http()
-                .post(url)
-                .header("authorization", auth)
-                .send()
-                .await
-                .unwrap();
-            (
-                res.status().as_u16(),
-                res.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+        s.app
+            .post(&format!("/admin/tracking-health/alerts/{id}/resolve"))
+            .auth(&auth)
+            .send()
     };
     let (st, body) = resolve(id.to_string(), admin_bearer()).await;
     assert_eq!(st, 200, "{body}");
@@ -542,12 +456,12 @@ async fn alerts_are_resolved_by_hand_once() {
 async fn the_summary_colours_follow_the_open_alerts() {
     let s = setup().await;
     let summary = || async {
-        let res = http()
-            .get(format!("{}/admin/tracking-health/summary", s.app.url))
-            .header("authorization", admin_bearer())
-            .send()
-            .await
-            .unwrap();
+        let res = s
+            .app
+            .get("/admin/tracking-health/summary")
+            .admin()
+            .response()
+            .await;
         assert_eq!(res.status().as_u16(), 200);
         res.json::<Value>().await.unwrap()
     };
@@ -589,11 +503,8 @@ async fn the_summary_colours_follow_the_open_alerts() {
 
     // Per destination over 24 h: attempts, success rate, latency percentiles.
     let id: i64 =
-        s.db.client()
+        s.db.one("SELECT min(id) FROM conversion_deliveries")
             .await
-            .query_one("SELECT min(id) FROM conversion_deliveries", &[])
-            .await
-            .unwrap()
             .get(0);
     s.sql(&format!(
         "INSERT INTO delivery_attempts (delivery_id, destination_id, destination, trigger, outcome, latency_ms)
@@ -616,12 +527,10 @@ async fn the_summary_colours_follow_the_open_alerts() {
     assert!((d["latency_ms"]["p99"].as_f64().unwrap() - 99.01).abs() < 1e-6);
     assert_eq!(v["ingest"]["events_24h"], 0);
 
-    let res = http()
-        .get(format!("{}/admin/tracking-health/summary", s.app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 401);
+    assert_eq!(
+        s.app.get("/admin/tracking-health/summary").status().await,
+        401
+    );
 }
 
 #[tokio::test]
@@ -631,18 +540,7 @@ async fn the_check_endpoint_takes_the_platform_token_and_a_lost_database_fails_l
         &[("platform_cron_token", "sched-token-123")],
     )
     .await;
-    let post = |auth: &str| {
-        let req = http()
-            .post(format!("{}/admin/tracking-health/check", s.app.url))
-            .header("authorization", auth.to_string());
-        async move {
-            let res = req.send().await.unwrap();
-            (
-                res.status().as_u16(),
-                res.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
-    };
+    let post = |auth: &str| s.app.post("/admin/tracking-health/check").auth(auth).send();
     let (st, body) = post("Bearer sched-token-123").await;
     assert_eq!(st, 200, "{body}");
     for key in [
@@ -677,11 +575,8 @@ async fn the_check_endpoint_takes_the_platform_token_and_a_lost_database_fails_l
         .unwrap_err();
     assert!(err.contains("connection"), "{err}");
     let open: i64 =
-        s.db.client()
+        s.db.one("SELECT count(*) FROM tracking_health_alerts")
             .await
-            .query_one("SELECT count(*) FROM tracking_health_alerts", &[])
-            .await
-            .unwrap()
             .get(0);
     assert_eq!(open, 0);
 }

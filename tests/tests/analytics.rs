@@ -22,26 +22,18 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).unwrap().and_utc()
 }
 
-async fn app(db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
-    let mut vars = vec![("admin_jwt_secret", ADMIN_SECRET)];
-    vars.extend_from_slice(extra);
-    serve_app(db, &vars).await
-}
-
-async fn add_client(c: &tokio_postgres::Client, name: &str) -> Uuid {
-    add_client_in(c, name, "UTC").await
+async fn add_client(db: &TestDb, name: &str) -> Uuid {
+    add_client_in(db, name, "UTC").await
 }
 
 /// A client whose reporting time zone is `zone`.
-async fn add_client_in(c: &tokio_postgres::Client, name: &str, zone: &str) -> Uuid {
-    let id = Uuid::new_v4();
-    c.execute(
-        "INSERT INTO clients (id, name, root_domain, time_zone) VALUES ($1, $2, 'shop.example', $3)",
-        &[&id, &name, &zone],
-    )
-    .await
-    .unwrap();
-    id
+async fn add_client_in(db: &TestDb, name: &str, zone: &str) -> Uuid {
+    ClientSpec::new()
+        .name(name)
+        .root_domain("shop.example")
+        .time_zone(zone)
+        .insert(db)
+        .await
 }
 
 /// Every (local day, zone) of `zones` that ended in (after, until].
@@ -381,13 +373,13 @@ async fn the_rollup_cuts_days_in_each_clients_zone_equals_a_direct_computation_a
 ) {
     let db = TestDb::new().await;
     let c = db.client().await;
-    let app = app(&db, &[]).await;
+    let app = serve_admin_app(&db, &[]).await;
     let t = today();
     let (utc, tokyo, ny) = (Tz::UTC, Tz::Asia__Tokyo, Tz::America__New_York);
     let zones = [utc, tokyo, ny];
-    let a = add_client(&c, "a").await;
-    let b = add_client_in(&c, "b", "Asia/Tokyo").await;
-    let n = add_client_in(&c, "n", "America/New_York").await;
+    let a = add_client(&db, "a").await;
+    let b = add_client_in(&db, "b", "Asia/Tokyo").await;
+    let n = add_client_in(&db, "n", "America/New_York").await;
     generate(&c, a, 900, t, "a").await;
     generate(&c, b, 400, t, "b").await;
     generate(&c, n, 300, t, "n").await;
@@ -521,13 +513,12 @@ async fn the_rollup_cuts_days_in_each_clients_zone_equals_a_direct_computation_a
         .rev()
         .map(|i| (t - Duration::days(i)).to_string())
         .collect();
-    let res = http()
-        .post(format!("{}/admin/analytics/rollup", app.url))
-        .header("authorization", admin_bearer())
+    let res = app
+        .post("/admin/analytics/rollup")
+        .admin()
         .json(&json!({ "from": days[0], "to": days[5] }))
-        .send()
-        .await
-        .unwrap();
+        .response()
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["rollup"]["days"], 6, "{body}");
@@ -624,10 +615,10 @@ async fn the_rollup_cuts_days_in_each_clients_zone_equals_a_direct_computation_a
 async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     let db = TestDb::new().await;
     let c = db.client().await;
-    let app = app(&db, &[("analytics_retention_batch_size", "2")]).await;
+    let app = serve_admin_app(&db, &[("analytics_retention_batch_size", "2")]).await;
     let t = today();
-    let r = add_client(&c, "r").await;
-    let k = add_client_in(&c, "k", "Asia/Tokyo").await;
+    let r = add_client(&db, "r").await;
+    let k = add_client_in(&db, "k", "Asia/Tokyo").await;
     let cutoff = t - Duration::days(90);
     // Three old months: one whose days are rolled up in UTC, one with an
     // unrolled day, and the month holding the cutoff (not entirely past
@@ -674,7 +665,7 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     // A New York day that straddles m_unrolled and the cutoff month, with
     // its only event in the cutoff month (kept): once m_unrolled goes, that
     // day can no longer be rolled up, so it is rolled up first.
-    let ny = add_client_in(&c, "ny", "America/New_York").await;
+    let ny = add_client_in(&db, "ny", "America/New_York").await;
     let straddling = cut_month - Duration::days(1);
     plain_event(
         &c,
@@ -687,7 +678,7 @@ async fn retention_removes_exactly_what_is_past_its_period_and_rolled_up() {
     .await;
     // A client with an event on rolled_day, rolled up in UTC, that then
     // moves to a zone no other client has: its day stays as it was cut.
-    let mv = add_client(&c, "mv").await;
+    let mv = add_client(&db, "mv").await;
     let rolled_day = m_rolled + Duration::days(1);
     plain_event(
         &c,
@@ -961,9 +952,9 @@ async fn day_row(
 async fn a_client_that_changes_zone_keeps_its_days_until_a_backfill_cuts_them_again() {
     let db = TestDb::new().await;
     let c = db.client().await;
-    let app = app(&db, &[]).await;
+    let app = serve_admin_app(&db, &[]).await;
     let t = today();
-    let m = add_client(&c, "m").await;
+    let m = add_client(&db, "m").await;
     let d2 = t - Duration::days(2);
     for at in [
         midnight(d2) + Duration::hours(12),
@@ -1006,13 +997,12 @@ async fn a_client_that_changes_zone_keeps_its_days_until_a_backfill_cuts_them_ag
 
     // The backfill cuts its days again in Tokyo: d2 = [d2−1 15:00, d2 15:00)
     // UTC holds 12:00 and 13:00; d2+1 holds 23:30.
-    let res = http()
-        .post(format!("{}/admin/analytics/rollup", app.url))
-        .header("authorization", admin_bearer())
+    let res = app
+        .post("/admin/analytics/rollup")
+        .admin()
         .json(&json!({ "from": (d2 - Duration::days(1)).to_string(), "to": (t - Duration::days(1)).to_string() }))
-        .send()
-        .await
-        .unwrap();
+        .response()
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         day_row(&c, m, d2).await,
@@ -1029,8 +1019,8 @@ async fn a_late_event_recomputes_only_later_days_that_are_over_in_the_affected_z
     let db = TestDb::new().await;
     let c = db.client().await;
     let t = today();
-    let u = add_client(&c, "u").await;
-    let ny = add_client_in(&c, "ny", "America/New_York").await;
+    let u = add_client(&db, "u").await;
+    let ny = add_client_in(&db, "ny", "America/New_York").await;
     let rollup = |day: NaiveDate, zones: &'static [&'static str]| {
         let c = &c;
         async move {
@@ -1122,7 +1112,7 @@ async fn a_day_starts_at_the_first_instant_of_its_date_even_when_midnight_repeat
         );
     }
     // In the Azores, 00:30 UTC on 2025-10-26 is 00:30 summer time: the 26th.
-    let az = add_client_in(&c, "az", "Atlantic/Azores").await;
+    let az = add_client_in(&db, "az", "Atlantic/Azores").await;
     for at in [
         "2025-10-25T23:30:00Z",
         "2025-10-26T00:30:00Z",
@@ -1149,7 +1139,7 @@ async fn a_day_starts_at_the_first_instant_of_its_date_even_when_midnight_repeat
 #[tokio::test]
 async fn postgres_down_answers_503_from_the_reads_and_the_backfill() {
     let db = TestDb::new().await;
-    let app = app(
+    let app = serve_admin_app(
         &db,
         &[
             (
@@ -1172,13 +1162,12 @@ async fn postgres_down_answers_503_from_the_reads_and_the_backfill() {
         "{body}"
     );
     let y = (today() - Duration::days(1)).to_string();
-    let res = http()
-        .post(format!("{}/admin/analytics/rollup", app.url))
-        .header("authorization", admin_bearer())
+    let res = app
+        .post("/admin/analytics/rollup")
+        .admin()
         .json(&json!({ "from": y, "to": y }))
-        .send()
-        .await
-        .unwrap();
+        .response()
+        .await;
     assert_eq!(res.status(), 503);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
@@ -1204,26 +1193,22 @@ async fn exists(c: &tokio_postgres::Client, table: &str) -> bool {
 }
 
 async fn get(app: &TestApp, path: &str, bearer: Option<&str>) -> (u16, Value) {
-    let mut req = http().get(format!("{}{path}", app.url));
+    let mut req = app.get(path);
     if let Some(b) = bearer {
-        req = req.header("authorization", b);
+        req = req.auth(b);
     }
-    let res = req.send().await.unwrap();
-    (
-        res.status().as_u16(),
-        res.json().await.unwrap_or(Value::Null),
-    )
+    req.send().await
 }
 
 #[tokio::test]
 async fn read_endpoints_report_the_rollups_plus_today_and_paginate_sessions() {
     let db = TestDb::new().await;
     let c = db.client().await;
-    let app = app(&db, &[]).await;
+    let app = serve_admin_app(&db, &[]).await;
     let t = today();
-    let a = add_client(&c, "a").await;
-    let other = add_client(&c, "other").await;
-    let ny = add_client_in(&c, "ny", "America/New_York").await;
+    let a = add_client(&db, "a").await;
+    let other = add_client(&db, "other").await;
+    let ny = add_client_in(&db, "ny", "America/New_York").await;
     generate(&c, a, 600, t, "r").await;
     generate(&c, other, 300, t, "o").await;
     generate(&c, ny, 500, t, "ny").await;
@@ -1639,9 +1624,9 @@ async fn read_endpoints_report_the_rollups_plus_today_and_paginate_sessions() {
 async fn access_is_by_role_and_client_ids_and_bad_input_names_the_parameter() {
     let db = TestDb::new().await;
     let c = db.client().await;
-    let app = app(&db, &[]).await;
-    let mine = add_client(&c, "mine").await;
-    let theirs = add_client(&c, "theirs").await;
+    let app = serve_admin_app(&db, &[]).await;
+    let mine = add_client(&db, "mine").await;
+    let theirs = add_client(&db, "theirs").await;
     let user = format!(
         "Bearer {}",
         token(
@@ -1763,20 +1748,10 @@ async fn access_is_by_role_and_client_ids_and_bad_input_names_the_parameter() {
 
     // The backfill: admin only, validated, and 409 while the nightly job runs.
     let post = |bearer: String, body: Value| {
-        let url = format!("{}/admin/analytics/rollup", app.url);
-        async move {
-            let res = http()
-                .post(url)
-                .header("authorization", bearer)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (
-                res.status().as_u16(),
-                res.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+        app.post("/admin/analytics/rollup")
+            .auth(&bearer)
+            .json(&body)
+            .send()
     };
     let y = (t - Duration::days(1)).to_string();
     assert_eq!(

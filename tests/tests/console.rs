@@ -109,7 +109,7 @@ async fn the_console_is_served_with_types_etags_and_a_strict_policy() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 
-    let res = http().post(format!("{base}/")).send().await.unwrap();
+    let res = app.post("/console/").response().await;
     assert_eq!(res.status().as_u16(), 405);
     assert_eq!(header(&res, "allow"), "GET, HEAD");
 }
@@ -136,54 +136,42 @@ async fn meta() -> Fake {
     .await
 }
 
-struct Seed {
-    sql: tokio_postgres::Client,
+struct Seed<'a> {
+    db: &'a TestDb,
 }
 
-impl Seed {
+impl Seed<'_> {
     async fn client(&self, name: &str, domain: &str) -> Uuid {
-        let id = Uuid::new_v4();
-        self.sql
-            .execute(
-                "INSERT INTO clients (id, name, root_domain) VALUES ($1, $2, $3)",
-                &[&id, &name, &domain],
-            )
+        ClientSpec::new()
+            .name(name)
+            .root_domain(domain)
+            .insert(self.db)
             .await
-            .unwrap();
-        id
     }
 
     async fn destination(&self, client: Uuid, pixel: &str) -> Uuid {
         let config = json!({ "pixel_id": pixel, "access_token": SECRET });
-        self.sql
-            .query_one(
-                "INSERT INTO client_destinations (client_id, kind, config) VALUES ($1, 'meta_capi', $2) RETURNING id",
-                &[&client, &config],
-            )
-            .await
-            .unwrap()
-            .get(0)
+        destination(self.db, client, "meta_capi", config).await
     }
 
     /// Due deliveries with these event ids.
-    async fn deliveries(&self, client: Uuid, dest: Uuid, ids: &[String]) {
-        self.sql
-            .execute(
-                "INSERT INTO conversion_deliveries (client_id, destination_id, destination, event_id, event_name,
-                                                    event_time, event_payload, user_data, next_retry_at)
-                 SELECT $1, $2, 'meta_capi', id, 'Lead', now() - interval '1 hour',
-                        '{\"action_source\": \"website\"}', '{\"em\": [\"h\"]}', now() - interval '1 second'
-                   FROM unnest($3::text[]) id",
-                &[&client, &dest, &ids],
-            )
-            .await
-            .unwrap();
+    async fn deliveries(&self, dest: Uuid, ids: &[String]) {
+        Deliveries::to(dest)
+            .ids(ids)
+            .event_age("1 hour")
+            .payload(json!({ "action_source": "website" }))
+            .user_data(json!({ "em": ["h"] }))
+            .due()
+            .insert(self.db)
+            .await;
     }
 
     /// `visitors` visitors each sending one `name` event at `at`, the way
     /// the detector's fixtures do (tests/tracking_health.rs).
     async fn detector_events(&self, client: Uuid, name: &str, visitors: i32, at: DateTime<Utc>) {
-        self.sql
+        self.db
+            .client()
+            .await
             .execute(
                 "INSERT INTO session_events (client_id, person_id, event_name, occurred_at, widget_displayed_at, duration_s)
                  SELECT $1, $2 || '-' || g, $3, $4, 1, 12 FROM generate_series(1, $5) g",
@@ -194,7 +182,7 @@ impl Seed {
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        self.sql.query_one(sql, &[]).await.unwrap().get(0)
+        self.db.count(sql).await
     }
 }
 
@@ -223,12 +211,7 @@ async fn visit(app: &TestApp, client: Uuid, n: usize, at: DateTime<Utc>) {
         "context": { "user_agent": if mobile { UA_MOBILE } else { UA_DESKTOP } },
         "events": events,
     });
-    let res = http()
-        .post(format!("{}/v1/events", app.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = app.post("/v1/events").json(&body).response().await;
     assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
 }
 
@@ -237,17 +220,8 @@ async fn the_console_works_in_a_real_browser() {
     let chromium = require_browser();
     let fake = meta().await;
     let db = TestDb::new().await;
-    let app = serve_app(
-        &db,
-        &[
-            ("admin_jwt_secret", ADMIN_SECRET),
-            ("meta_capi_base_url", fake.url.as_str()),
-        ],
-    )
-    .await;
-    let s = Seed {
-        sql: db.client().await,
-    };
+    let app = serve_admin_app(&db, &[("meta_capi_base_url", fake.url.as_str())]).await;
+    let s = Seed { db: &db };
     let now = Utc::now();
 
     // Failed deliveries of a client whose name is markup: 13 on pixel A (one
@@ -257,10 +231,11 @@ async fn the_console_works_in_a_real_browser() {
     let pxb = s.destination(xss, "PXB").await;
     let mut on_a: Vec<String> = (1..=12).map(|i| format!("lead-{i}")).collect();
     on_a.push("lead-bad".into());
-    s.deliveries(xss, pxa, &on_a).await;
-    s.deliveries(xss, pxb, &["lead-b1".into(), "lead-b2".into()])
+    s.deliveries(pxa, &on_a).await;
+    s.deliveries(pxb, &["lead-b1".into(), "lead-b2".into()])
         .await;
-    s.sql
+    db.client()
+        .await
         .execute(
             "INSERT INTO delivery_attempts (delivery_id, destination_id, destination, trigger, outcome, latency_ms, attempted_at)
              SELECT (SELECT min(id) FROM conversion_deliveries), $1, 'meta_capi', 'inline', 'resolved', 10 * g,
@@ -299,15 +274,13 @@ async fn the_console_works_in_a_real_browser() {
     }
     let total: i64 = per_day.values().sum();
     let (from, to) = (today - Days::days(3), today - Days::days(1));
-    let trends: Value = http()
-        .get(format!(
-            "{}/admin/analytics/{acme}/trends?from={from}&to={to}",
-            app.url
+    let trends: Value = app
+        .get(&format!(
+            "/admin/analytics/{acme}/trends?from={from}&to={to}"
         ))
-        .header("authorization", admin_bearer())
-        .send()
+        .admin()
+        .response()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -386,14 +359,9 @@ async fn the_console_works_in_a_real_browser() {
             .await,
         2
     );
-    let statuses: Vec<(String, i64)> = s
-        .sql
-        .query(
-            "SELECT status, count(*) FROM conversion_deliveries GROUP BY status ORDER BY status",
-            &[],
-        )
+    let statuses: Vec<(String, i64)> = db
+        .rows("SELECT status, count(*) FROM conversion_deliveries GROUP BY status ORDER BY status")
         .await
-        .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();

@@ -15,16 +15,12 @@ struct Ctx {
 
 async fn setup() -> Ctx {
     let db = TestDb::new().await;
-    let app = serve_app(&db, &[("admin_jwt_secret", ADMIN_SECRET)]).await;
-    let client = Uuid::new_v4();
-    db.client()
-        .await
-        .execute(
-            "INSERT INTO clients (id, name, root_domain, lead_contact_required) VALUES ($1, 'c', 'shop.example', false)",
-            &[&client],
-        )
-        .await
-        .unwrap();
+    let app = serve_admin_app(&db, &[]).await;
+    let client = ClientSpec::new()
+        .root_domain("shop.example")
+        .lead_contact_required(false)
+        .insert(&db)
+        .await;
     Ctx { db, app, client }
 }
 
@@ -35,46 +31,19 @@ async fn send(
     body: Option<String>,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let mut req = http().request(method, format!("{}{path}", app.url));
+    let mut req = app.request(method, path);
     if let Some(body) = body {
-        req = req.header("content-type", "application/json").body(body);
+        req = req.json_text(body);
     }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = req.send().await.unwrap();
-    (
-        res.status().as_u16(),
-        res.json().await.unwrap_or(Value::Null),
-    )
+    req.headers(headers).send().await
 }
 
 async fn post(app: &TestApp, path: &str, body: &str) -> (u16, Value) {
-    let admin = admin_bearer();
-    send(
-        app,
-        reqwest::Method::POST,
-        path,
-        Some(body.to_string()),
-        &[("authorization", &admin)],
-    )
-    .await
+    app.post(path).admin().json_text(body).send().await
 }
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let admin = admin_bearer();
-    send(
-        app,
-        reqwest::Method::GET,
-        path,
-        None,
-        &[("authorization", &admin)],
-    )
-    .await
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    db.client().await.query_one(sql, &[]).await.unwrap().get(0)
+    app.get(path).admin().send().await
 }
 
 fn now() -> String {
@@ -86,8 +55,9 @@ fn event(id: Uuid, at: &str) -> Value {
 }
 
 fn batch(client: Uuid, events: Vec<Value>) -> String {
-    json!({ "client_id": client, "anonymous_id": "v1", "session_id": "s1", "events": events })
-        .to_string()
+    let mut body = widget_batch(client, "v1", events);
+    body["session_id"] = json!("s1");
+    body.to_string()
 }
 
 /// The `(status, code, field)` of an answer.
@@ -131,14 +101,11 @@ async fn a_nul_character_is_refused_where_it_stands_and_the_rest_is_kept() {
             "events[3].properties[\"k\\u0000\"]"
         ]
     );
-    assert_eq!(count(&c.db, "SELECT count(*) FROM session_events").await, 1);
+    assert_eq!(c.db.count("SELECT count(*) FROM session_events").await, 1);
     // The rejected events are kept, the NUL as U+FFFD.
     assert_eq!(
-        count(
-            &c.db,
-            "SELECT count(*) FROM rejected_events WHERE payload::text LIKE '%\u{FFFD}%'"
-        )
-        .await,
+        c.db.count("SELECT count(*) FROM rejected_events WHERE payload::text LIKE '%\u{FFFD}%'")
+            .await,
         3
     );
 
@@ -186,7 +153,7 @@ async fn a_nul_character_is_refused_where_it_stands_and_the_rest_is_kept() {
             answer.1
         );
     }
-    assert_eq!(count(&c.db, "SELECT count(*) FROM leads").await, 0);
+    assert_eq!(c.db.count("SELECT count(*) FROM leads").await, 0);
 
     // In a query string.
     let answer = get(
@@ -211,12 +178,9 @@ async fn an_event_that_is_not_an_object_is_rejected_alone() {
     let (status, body) = post(&c.app, "/v1/events", &batch(c.client, events)).await;
     assert_eq!((status, &body["accepted"]), (207, &json!(1)), "{body}");
     assert_eq!(body["rejected"][0]["field"], "events[0]");
-    assert_eq!(count(&c.db, "SELECT count(*) FROM session_events").await, 1);
+    assert_eq!(c.db.count("SELECT count(*) FROM session_events").await, 1);
     // Kept as the JSON values they were (null among them).
-    assert_eq!(
-        count(&c.db, "SELECT count(*) FROM rejected_events").await,
-        3
-    );
+    assert_eq!(c.db.count("SELECT count(*) FROM rejected_events").await, 3);
 }
 
 #[tokio::test]
@@ -248,21 +212,18 @@ async fn an_event_id_is_stored_once_per_client_whatever_its_timestamp() {
         body["duplicates"],
         json!([{ "index": 1, "event_id": other }])
     );
-    assert_eq!(count(&c.db, "SELECT count(*) FROM session_events").await, 2);
+    assert_eq!(c.db.count("SELECT count(*) FROM session_events").await, 2);
     assert_eq!(
-        count(&c.db, "SELECT sum(event_count)::int8 FROM widget_sessions").await,
+        c.db.count("SELECT sum(event_count)::int8 FROM widget_sessions")
+            .await,
         2
     );
     // Another client may use the same id.
-    let second = Uuid::new_v4();
-    c.db.client()
-        .await
-        .execute(
-            "INSERT INTO clients (id, name, root_domain) VALUES ($1, 'd', 'shop.example')",
-            &[&second],
-        )
-        .await
-        .unwrap();
+    let second = ClientSpec::new()
+        .name("d")
+        .root_domain("shop.example")
+        .insert(&c.db)
+        .await;
     let (status, body) = post(&c.app, "/v1/events", &batch(second, vec![event(id, &t1)])).await;
     assert_eq!((status, &body["duplicates"]), (200, &json!([])), "{body}");
 }
@@ -284,57 +245,45 @@ async fn a_resent_batch_stores_nothing_twice() {
         (&first.1["accepted"], &second.1["accepted"]),
         (&json!(1), &json!(1))
     );
-    assert_eq!(count(&c.db, "SELECT count(*) FROM session_events").await, 1);
-    assert_eq!(
-        count(&c.db, "SELECT count(*) FROM rejected_events").await,
-        1
-    );
+    assert_eq!(c.db.count("SELECT count(*) FROM session_events").await, 1);
+    assert_eq!(c.db.count("SELECT count(*) FROM rejected_events").await, 1);
 }
 
 #[tokio::test]
 async fn both_preflights_check_the_client_the_same_way() {
     let c = setup().await;
-    let disabled = Uuid::new_v4();
-    c.db.client()
-        .await
-        .execute(
-            "INSERT INTO clients (id, name, root_domain, enabled) VALUES ($1, 'off', 'shop.example', false)",
-            &[&disabled],
-        )
-        .await
-        .unwrap();
+    let disabled = ClientSpec::new()
+        .name("off")
+        .root_domain("shop.example")
+        .enabled(false)
+        .insert(&c.db)
+        .await;
     let origin = [("origin", "https://shop.example")];
     for route in ["/v1/events", "/v1/leads"] {
-        let answer = send(
-            &c.app,
-            reqwest::Method::OPTIONS,
-            &format!("{route}?client_id=x"),
-            None,
-            &origin,
-        )
-        .await;
+        let answer = c
+            .app
+            .options(&format!("{route}?client_id=x"))
+            .headers(&origin)
+            .send()
+            .await;
         assert_eq!(
             error(&answer),
             (400, Some("invalid_parameter"), Some("client_id")),
             "{route}"
         );
-        let answer = send(
-            &c.app,
-            reqwest::Method::OPTIONS,
-            &format!("{route}?client_id={disabled}"),
-            None,
-            &origin,
-        )
-        .await;
+        let answer = c
+            .app
+            .options(&format!("{route}?client_id={disabled}"))
+            .headers(&origin)
+            .send()
+            .await;
         assert_eq!(error(&answer).0, 403, "{route}");
-        let answer = send(
-            &c.app,
-            reqwest::Method::OPTIONS,
-            &format!("{route}?client_id={}", c.client),
-            None,
-            &origin,
-        )
-        .await;
+        let answer = c
+            .app
+            .options(&format!("{route}?client_id={}", c.client))
+            .headers(&origin)
+            .send()
+            .await;
         assert_eq!(answer.0, 204, "{route}");
     }
 }
@@ -419,11 +368,8 @@ async fn tokens_are_checked_strictly_and_refusals_say_why_in_our_words() {
 #[tokio::test]
 async fn a_failed_statement_answers_500_without_postgres_text() {
     let c = setup().await;
-    c.db.client()
-        .await
-        .batch_execute("ALTER TABLE session_events RENAME COLUMN properties TO props")
-        .await
-        .unwrap();
+    c.db.exec("ALTER TABLE session_events RENAME COLUMN properties TO props")
+        .await;
     let answer = post(&c.app, "/v1/events", &batch(c.client, vec![good_event()])).await;
     assert_eq!(
         error(&answer),
@@ -524,7 +470,7 @@ async fn inputs_are_read_as_the_standards_say() {
         let answer = post(&c.app, "/admin/tracking-health/detect", body).await;
         assert_eq!(error(&answer).0, 400, "{body}: {}", answer.1);
     }
-    assert_eq!(count(&c.db, "SELECT count(*) FROM job_runs").await, 0);
+    assert_eq!(c.db.count("SELECT count(*) FROM job_runs").await, 0);
     // context.locale and context.screen: at most 50 characters (documented).
     let long = json!({ "client_id": c.client, "anonymous_id": "v", "context": { "screen": "x".repeat(51) }, "events": [good_event()] });
     let answer = post(&c.app, "/v1/events", &long.to_string()).await;

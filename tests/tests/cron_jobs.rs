@@ -4,27 +4,28 @@
 use integration_tests::*;
 
 async fn runs(db: &TestDb) -> Vec<(String, String, String, serde_json::Value)> {
-    db.client()
+    db.rows("SELECT job_name, trigger, outcome, detail FROM job_runs ORDER BY id")
         .await
-        .query(
-            "SELECT job_name, trigger, outcome, detail FROM job_runs ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect()
 }
 
-#[tokio::test]
-async fn the_cron_subcommand_runs_the_job_and_records_it() {
-    let db = TestDb::new().await;
-    let out = std::process::Command::new(host_binary())
+/// `spin-local cron heartbeat` on the application, with `db` as its database.
+fn heartbeat_command(db: &TestDb) -> std::process::Command {
+    let mut command = std::process::Command::new(host_binary());
+    command
         .args(["cron", "heartbeat", "-f"])
         .arg(app_manifest())
         .arg("--variable")
-        .arg(format!("database_url={}", db.url))
+        .arg(format!("database_url={}", db.url));
+    command
+}
+
+#[tokio::test]
+async fn the_cron_subcommand_runs_the_job_and_records_it() {
+    let db = TestDb::new().await;
+    let out = heartbeat_command(&db)
         .arg("--timestamp")
         .arg("1790000000")
         .env_remove("SPIN_VARIABLE_DATABASE_URL")
@@ -44,14 +45,8 @@ async fn the_cron_subcommand_runs_the_job_and_records_it() {
     );
     assert_eq!(detail["abandoned"], 0);
     let scheduled: f64 = db
-        .client()
+        .one("SELECT extract(epoch FROM scheduled_at)::float8 FROM job_runs")
         .await
-        .query_one(
-            "SELECT extract(epoch FROM scheduled_at)::float8 FROM job_runs",
-            &[],
-        )
-        .await
-        .unwrap()
         .get(0);
     assert_eq!(scheduled, 1790000000.0);
 }
@@ -59,24 +54,17 @@ async fn the_cron_subcommand_runs_the_job_and_records_it() {
 #[tokio::test]
 async fn heartbeat_marks_stale_runs_abandoned_and_prunes_old_ones() {
     let db = TestDb::new().await;
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "INSERT INTO job_runs (job_name, trigger, started_at) VALUES ('stuck', 'cron', now() - interval '2 hours');
+    db.exec("INSERT INTO job_runs (job_name, trigger, started_at) VALUES ('stuck', 'cron', now() - interval '2 hours');
              INSERT INTO job_runs (job_name, trigger, started_at, finished_at, outcome)
                VALUES ('old', 'cron', now() - interval '100 days', now() - interval '100 days', 'succeeded');
-             INSERT INTO job_runs (job_name, trigger, started_at) VALUES ('recent', 'cron', now() - interval '5 minutes');",
-        )
-        .await
-        .unwrap();
+             INSERT INTO job_runs (job_name, trigger, started_at) VALUES ('recent', 'cron', now() - interval '5 minutes');").await;
     let app = load(&app_manifest(), variables(Some(&db), &[]))
         .await
         .unwrap();
     app.run_cron("heartbeat", 1).await.unwrap().unwrap();
-    let outcomes: Vec<(String, String)> = client
-        .query("SELECT job_name, outcome FROM job_runs ORDER BY id", &[])
+    let outcomes: Vec<(String, String)> = db
+        .rows("SELECT job_name, outcome FROM job_runs ORDER BY id")
         .await
-        .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
@@ -89,14 +77,9 @@ async fn heartbeat_marks_stale_runs_abandoned_and_prunes_old_ones() {
             expect("heartbeat", "succeeded")
         ]
     );
-    let detail: serde_json::Value = client
-        .query_one(
-            "SELECT detail FROM job_runs WHERE job_name = 'heartbeat'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let detail: serde_json::Value = db
+        .value("SELECT detail FROM job_runs WHERE job_name = 'heartbeat'")
+        .await;
     assert_eq!(
         detail,
         serde_json::json!({ "abandoned": 1, "deleted": 1, "partitions_created": 0 })
@@ -129,11 +112,7 @@ async fn a_second_copy_of_a_running_job_is_skipped() {
 #[tokio::test]
 async fn a_failing_job_is_recorded_and_the_subcommand_exits_non_zero() {
     let db = TestDb::new().await;
-    let out = std::process::Command::new(host_binary())
-        .args(["cron", "heartbeat", "-f"])
-        .arg(app_manifest())
-        .arg("--variable")
-        .arg(format!("database_url={}", db.url))
+    let out = heartbeat_command(&db)
         .args(["--variable", "job_stale_after_minutes=soon"])
         .output()
         .unwrap();
@@ -156,12 +135,7 @@ async fn a_failing_job_is_recorded_and_the_subcommand_exits_non_zero() {
         "{error}"
     );
     let status: (String, Option<String>) = {
-        let row = db
-            .client()
-            .await
-            .query_one("SELECT last_outcome, last_failure_detail->>'error' FROM job_status WHERE job_name = 'heartbeat'", &[])
-            .await
-            .unwrap();
+        let row = db.one("SELECT last_outcome, last_failure_detail->>'error' FROM job_status WHERE job_name = 'heartbeat'").await;
         (row.get(0), row.get(1))
     };
     assert_eq!(status.0, "failed");
@@ -193,37 +167,21 @@ async fn a_job_without_a_database_fails_loudly() {
 #[tokio::test]
 async fn heartbeat_creates_the_coming_months_event_partitions() {
     let db = TestDb::new().await;
-    let client = db.client().await;
     // As if the migration had run long ago: next month's partition is missing.
-    let next: String = client
-        .query_one(
-            "SELECT format('session_events_%s', to_char(now() + interval '1 month', 'YYYY_MM'))",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    client
-        .batch_execute(&format!("DROP TABLE {next}"))
-        .await
-        .unwrap();
+    let next: String = db
+        .value("SELECT format('session_events_%s', to_char(now() + interval '1 month', 'YYYY_MM'))")
+        .await;
+    db.exec(&format!("DROP TABLE {next}")).await;
     let app = load(&app_manifest(), variables(Some(&db), &[]))
         .await
         .unwrap();
     app.run_cron("heartbeat", 1).await.unwrap().unwrap();
-    let detail: serde_json::Value = client
-        .query_one(
-            "SELECT detail FROM job_runs WHERE job_name = 'heartbeat'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let detail: serde_json::Value = db
+        .value("SELECT detail FROM job_runs WHERE job_name = 'heartbeat'")
+        .await;
     assert_eq!(detail["partitions_created"], 1);
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&next])
-        .await
-        .unwrap()
-        .get(0);
+    let exists: bool = db
+        .value(&format!("SELECT to_regclass('{next}') IS NOT NULL"))
+        .await;
     assert!(exists);
 }

@@ -6,59 +6,34 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
 use integration_tests::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 async fn setting(db: &TestDb, name: &str) -> String {
-    let row = db
-        .client()
-        .await
-        .query_one(&format!("SHOW {name}"), &[])
-        .await
-        .unwrap();
-    row.get(0)
+    db.value(&format!("SHOW {name}")).await
 }
 
 async fn set_database(db: &TestDb, name: &str, value: &str) {
-    db.client()
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{}\" SET {name} = '{value}'",
-            db.name
-        ))
-        .await
-        .unwrap();
+    db.exec(&format!(
+        "ALTER DATABASE \"{}\" SET {name} = '{value}'",
+        db.name
+    ))
+    .await;
 }
 
 async fn client(db: &TestDb) -> Uuid {
-    let id = Uuid::new_v4();
-    db.client()
+    ClientSpec::new()
+        .root_domain("shop.example")
+        .insert(db)
         .await
-        .execute(
-            "INSERT INTO clients (id, name, root_domain) VALUES ($1, 'c', 'shop.example')",
-            &[&id],
-        )
-        .await
-        .unwrap();
-    id
 }
 
 async fn send_event(app: &TestApp, client: Uuid, visitor: &str) -> (u16, Value) {
-    let batch = json!({ "client_id": client, "anonymous_id": visitor, "events": [{
-        "event_id": Uuid::new_v4(), "name": "widget_impression",
-        "timestamp": chrono::Utc::now().to_rfc3339(), "page_url": "https://shop.example/" }] });
-    let res = http()
-        .post(format!("{}/v1/events", app.url))
-        .header("content-type", "application/json")
-        .body(batch.to_string())
-        .send()
+    let event = widget_event("widget_impression", Utc::now(), "https://shop.example/");
+    app.post_json("/v1/events", &widget_batch(client, visitor, vec![event]))
         .await
-        .unwrap();
-    (
-        res.status().as_u16(),
-        res.json().await.unwrap_or(Value::Null),
-    )
 }
 
 /// How many sessions of this database are idle inside a transaction.

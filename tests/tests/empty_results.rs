@@ -4,61 +4,38 @@
 //! one were issued on its path: a new visitor, a client without destinations,
 //! an IP the geo data does not know, empty lists, unknown ids, an empty outbox.
 
+use chrono::Utc;
 use integration_tests::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let res = http()
-        .get(format!("{}{path}", app.url))
-        .header("authorization", admin_bearer())
-        .send()
-        .await
-        .unwrap();
-    (
-        res.status().as_u16(),
-        res.json().await.unwrap_or(Value::Null),
-    )
+    app.get(path).admin().send().await
 }
 
 async fn post(app: &TestApp, path: &str, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = http()
-        .post(format!("{}{path}", app.url))
-        .header("authorization", admin_bearer())
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = req.send().await.unwrap();
-    (
-        res.status().as_u16(),
-        res.json().await.unwrap_or(Value::Null),
-    )
+    app.post(path)
+        .admin()
+        .json(&body)
+        .headers(headers)
+        .send()
+        .await
 }
 
 async fn preflight(app: &TestApp, path: &str, origin: &str) -> u16 {
-    http()
-        .request(reqwest::Method::OPTIONS, format!("{}{path}", app.url))
-        .header("origin", origin)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    app.options(path).header("origin", origin).status().await
+}
+
+/// A batch of one impression on shop.example now.
+fn batch(client: Uuid, visitor: &str) -> Value {
+    let event = widget_event("widget_impression", Utc::now(), "https://shop.example/");
+    widget_batch(client, visitor, vec![event])
 }
 
 #[tokio::test]
 async fn every_route_answers_when_nothing_matches() {
     let db = TestDb::new().await;
-    let app = serve_app(
-        &db,
-        &[
-            ("admin_jwt_secret", ADMIN_SECRET),
-            ("trusted_proxies", "127.0.0.1/32"),
-        ],
-    )
-    .await;
+    let app = serve_admin_app(&db, &[("trusted_proxies", "127.0.0.1/32")]).await;
     let unknown = Uuid::new_v4();
 
     // No client at all.
@@ -110,10 +87,7 @@ async fn every_route_answers_when_nothing_matches() {
         (404, &json!("unknown_client")),
         "{body}"
     );
-    let event = json!({ "event_id": Uuid::new_v4(), "name": "widget_impression",
-        "timestamp": chrono::Utc::now().to_rfc3339(), "page_url": "https://shop.example/" });
-    let batch = json!({ "client_id": unknown, "anonymous_id": "v1", "events": [event] });
-    let (status, body) = post(&app, "/v1/events", batch, &[]).await;
+    let (status, body) = post(&app, "/v1/events", batch(unknown, "v1"), &[]).await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (404, &json!("unknown_client")),
@@ -152,7 +126,7 @@ async fn every_route_answers_when_nothing_matches() {
         let (status, body) = post(&app, path, json!({}), &[]).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
-    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let yesterday = (Utc::now() - chrono::Duration::days(1)).date_naive();
     let (status, body) = post(
         &app,
         "/admin/analytics/rollup",
@@ -161,7 +135,7 @@ async fn every_route_answers_when_nothing_matches() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let now = chrono::Utc::now().timestamp() as u64;
+    let now = Utc::now().timestamp() as u64;
     for job in [
         "heartbeat",
         "retry-failed-events",
@@ -174,15 +148,10 @@ async fn every_route_answers_when_nothing_matches() {
     }
 
     // A client without destinations, events or sessions.
-    let client = Uuid::new_v4();
-    db.client()
-        .await
-        .execute(
-            "INSERT INTO clients (id, name, root_domain) VALUES ($1, 'c', 'shop.example')",
-            &[&client],
-        )
-        .await
-        .unwrap();
+    let client = ClientSpec::new()
+        .root_domain("shop.example")
+        .insert(&db)
+        .await;
     for endpoint in ["summary", "trends", "events", "traffic-sources", "devices"] {
         let (status, body) = get(&app, &format!("/admin/analytics/{client}/{endpoint}")).await;
         assert_eq!(status, 200, "{endpoint}: {body}");
@@ -197,9 +166,7 @@ async fn every_route_answers_when_nothing_matches() {
     assert_eq!((status, &body["count"]), (200, &json!(0)), "{body}");
 
     // A new visitor: no earlier session to continue.
-    let event = json!({ "event_id": Uuid::new_v4(), "name": "widget_impression",
-        "timestamp": chrono::Utc::now().to_rfc3339(), "page_url": "https://shop.example/" });
-    let batch = json!({ "client_id": client, "anonymous_id": "new-visitor", "events": [event] });
+    let batch = batch(client, "new-visitor");
     let (status, body) = post(&app, "/v1/events", batch.clone(), &[]).await;
     assert_eq!((status, &body["accepted"]), (200, &json!(1)), "{body}");
     // The same batch again inserts nothing.

@@ -7,11 +7,7 @@ use serde_json::Value;
 async fn healthz_answers_200_with_version_when_postgres_answers() {
     let db = TestDb::new().await;
     let app = serve_app(&db, &[]).await;
-    let res = http()
-        .get(format!("{}/healthz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get("/healthz").response().await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/json");
     let body: Value = res.json().await.unwrap();
@@ -31,11 +27,7 @@ async fn healthz_answers_503_when_the_database_url_points_nowhere() {
         &[("database_url", nowhere), ("database_host", "localhost:1")],
     )
     .await;
-    let res = http()
-        .get(format!("{}/healthz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get("/healthz").response().await;
     assert_eq!(res.status(), 503);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
@@ -50,11 +42,7 @@ async fn healthz_is_refused_a_postgres_host_not_in_allowed_outbound_hosts() {
     // Same server, spelled 127.0.0.1, while the component may reach localhost:5432 only.
     let url = db.url.replace("localhost", "127.0.0.1");
     let app = serve_app(&db, &[("database_url", &url)]).await;
-    let res = http()
-        .get(format!("{}/healthz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get("/healthz").response().await;
     assert_eq!(res.status(), 503);
     let body: Value = res.json().await.unwrap();
     assert_eq!(
@@ -67,29 +55,17 @@ async fn healthz_is_refused_a_postgres_host_not_in_allowed_outbound_hosts() {
 async fn healthz_rejects_other_methods_and_unmatched_routes_get_404() {
     let db = TestDb::new().await;
     let app = serve_app(&db, &[]).await;
-    let res = http()
-        .post(format!("{}/healthz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let res = app.post("/healthz").response().await;
     assert_eq!(res.status(), 405);
     assert_eq!(res.headers()["allow"], "GET, HEAD");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");
 
-    let res = http()
-        .get(format!("{}/no/such/route", app.url))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get("/no/such/route").response().await;
     // Every path no route matches: a JSON 404 in the one error shape.
     assert_eq!(res.status(), 404);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
-    let res = http()
-        .get(format!("{}/healthzz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get("/healthzz").response().await;
     assert_eq!(res.status(), 404);
 }

@@ -9,16 +9,13 @@ use uuid::Uuid;
 const UA_DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 
 async fn client(db: &TestDb, root: &str, kind: &str, enabled: bool, localhost: bool) -> Uuid {
-    let id = Uuid::new_v4();
-    db.client()
+    ClientSpec::new()
+        .client_type(kind)
+        .enabled(enabled)
+        .root_domain(root)
+        .allow_localhost(localhost)
+        .insert(db)
         .await
-        .execute(
-            "INSERT INTO clients (id, name, client_type, enabled, root_domain, allow_localhost) VALUES ($1, 'c', $2, $3, $4, $5)",
-            &[&id, &kind, &enabled, &root, &localhost],
-        )
-        .await
-        .unwrap();
-    id
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -26,32 +23,26 @@ fn ts(t: DateTime<Utc>) -> String {
 }
 
 fn event(name: &str, at: DateTime<Utc>, page: &str) -> Value {
-    json!({ "event_id": Uuid::new_v4(), "name": name, "timestamp": ts(at), "page_url": page })
+    widget_event(name, at, page)
 }
 
+/// A batch from a desktop Chrome in the US.
 fn batch(client: Uuid, person: &str, events: Vec<Value>) -> Value {
-    json!({ "client_id": client, "anonymous_id": person, "context": { "user_agent": UA_DESKTOP, "locale": "en-US", "screen": "1920x1080" }, "events": events })
+    let mut body = widget_batch(client, person, events);
+    body["context"] = json!({ "user_agent": UA_DESKTOP, "locale": "en-US", "screen": "1920x1080" });
+    body
 }
 
 async fn post(app: &TestApp, body: &Value) -> (u16, Value) {
-    post_with(app, body.to_string(), &[]).await
+    app.post_json("/v1/events", body).await
 }
 
 async fn post_with(app: &TestApp, body: String, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = http()
-        .post(format!("{}/v1/events", app.url))
-        .header("content-type", "application/json")
-        .body(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    db.client().await.query_one(sql, &[]).await.unwrap().get(0)
+    app.post("/v1/events")
+        .json_text(body)
+        .headers(headers)
+        .send()
+        .await
 }
 
 #[tokio::test]
@@ -208,19 +199,10 @@ async fn sessions_split_after_thirty_minutes_of_inactivity_and_on_a_new_campaign
     .await;
     assert_ne!(d["session_id"], e["session_id"]);
     assert_eq!(e["session_id"], f["session_id"]);
-    assert_eq!(count(&db, "SELECT count(*) FROM widget_sessions").await, 3);
+    assert_eq!(db.count("SELECT count(*) FROM widget_sessions").await, 3);
     let counts: Vec<i32> = db
-        .client()
-        .await
-        .query(
-            "SELECT event_count FROM widget_sessions ORDER BY first_seen_at",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .column("SELECT event_count FROM widget_sessions ORDER BY first_seen_at")
+        .await;
     assert_eq!(counts, vec![3, 1, 2]);
     // Another visitor never joins these sessions.
     let (_, g) = post(
@@ -267,9 +249,10 @@ async fn a_retried_batch_stores_nothing_twice_and_answers_the_same() {
     let mut again = second.clone();
     again.1["duplicates"] = json!([]);
     assert_eq!(first, again);
-    assert_eq!(count(&db, "SELECT count(*) FROM session_events").await, 10);
+    assert_eq!(db.count("SELECT count(*) FROM session_events").await, 10);
     assert_eq!(
-        count(&db, "SELECT sum(event_count)::int8 FROM widget_sessions").await,
+        db.count("SELECT sum(event_count)::int8 FROM widget_sessions")
+            .await,
         10
     );
 }
@@ -339,16 +322,12 @@ async fn valid_events_are_stored_and_each_rejected_one_is_explained_and_kept() {
         .as_str()
         .unwrap()
         .contains("7 days in the past"));
-    assert_eq!(count(&db, "SELECT count(*) FROM session_events").await, 3);
+    assert_eq!(db.count("SELECT count(*) FROM session_events").await, 3);
     let kept = db
-        .client()
-        .await
-        .query(
+        .rows(
             "SELECT event_index, field, reason, payload FROM rejected_events ORDER BY event_index",
-            &[],
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(kept.len(), 6);
     assert_eq!(kept[1].get::<_, String>(1), "events[3].name");
     assert_eq!(kept[1].get::<_, Value>(3)["name"], "Widget Open");
@@ -357,7 +336,7 @@ async fn valid_events_are_stored_and_each_rejected_one_is_explained_and_kept() {
     let (status, body) = post(&app, &batch(c, "p", vec![json!({ "name": "x" })])).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["accepted"], 0);
-    assert_eq!(count(&db, "SELECT count(*) FROM rejected_events").await, 7);
+    assert_eq!(db.count("SELECT count(*) FROM rejected_events").await, 7);
 }
 
 #[tokio::test]
@@ -371,7 +350,7 @@ async fn rejected_events_are_capped_per_client() {
     assert_eq!(body["rejected"].as_array().unwrap().len(), 5);
     let more: Vec<Value> = (5..10).map(|i| json!({ "name": "x", "n": i })).collect();
     post(&app, &batch(c, "p", more)).await;
-    assert_eq!(count(&db, "SELECT count(*) FROM rejected_events").await, 3);
+    assert_eq!(db.count("SELECT count(*) FROM rejected_events").await, 3);
 }
 
 #[tokio::test]
@@ -445,27 +424,19 @@ async fn whole_request_errors_say_what_is_wrong_and_store_nothing() {
         ),
     ];
     for (body, headers, status, code) in cases {
-        let mut req = http().post(format!("{}/v1/events", app.url)).body(body);
+        let mut req = app.post("/v1/events").body(body);
         if !headers.iter().any(|(k, _)| *k == "content-type") {
             req = req.header("content-type", "application/json");
         }
-        for (k, v) in &headers {
-            req = req.header(*k, *v);
-        }
-        let res = req.send().await.unwrap();
+        let res = req.headers(&headers).response().await;
         assert_eq!(res.status().as_u16(), status, "{code}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], code, "{body}");
         assert!(!body["error"]["message"].as_str().unwrap().is_empty());
     }
-    assert_eq!(count(&db, "SELECT count(*) FROM session_events").await, 0);
-    assert_eq!(count(&db, "SELECT count(*) FROM rejected_events").await, 0);
-    let res = http()
-        .get(format!("{}/v1/events", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 405);
+    assert_eq!(db.count("SELECT count(*) FROM session_events").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM rejected_events").await, 0);
+    assert_eq!(app.get("/v1/events").status().await, 405);
 }
 
 #[tokio::test]
@@ -475,16 +446,10 @@ async fn cors_answers_only_the_clients_origins() {
     let c = client(&db, "shop.com", "client", true, false).await;
     let t = client(&db, "staging.test", "test", true, true).await;
     let preflight = |origin: &'static str, query: String| {
-        let url = format!("{}/v1/events{query}", app.url);
-        async move {
-            http()
-                .request(reqwest::Method::OPTIONS, url)
-                .header("origin", origin)
-                .header("access-control-request-method", "POST")
-                .send()
-                .await
-                .unwrap()
-        }
+        app.options(&format!("/v1/events{query}"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .response()
     };
     let res = preflight("https://www.shop.com", String::new()).await;
     assert_eq!(res.status(), 204);
@@ -525,8 +490,8 @@ async fn cors_answers_only_the_clients_origins() {
     )
     .await;
     assert_eq!(status, 200);
-    let res = http()
-        .post(format!("{}/v1/events", app.url))
+    let res = app
+        .post("/v1/events")
         .header("content-type", "text/plain;charset=UTF-8")
         .header("origin", "https://m.shop.com")
         .body(
@@ -537,9 +502,8 @@ async fn cors_answers_only_the_clients_origins() {
             )
             .to_string(),
         )
-        .send()
-        .await
-        .unwrap();
+        .response()
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.headers()["access-control-allow-origin"],
@@ -567,7 +531,6 @@ async fn parallel_batches_of_one_session_keep_its_row_consistent() {
     let t0 = Utc::now() - Duration::minutes(20);
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let url = app.url.clone();
         let events: Vec<Value> = (0..5)
             .map(|j| {
                 event(
@@ -594,33 +557,15 @@ async fn parallel_batches_of_one_session_keep_its_row_consistent() {
         if i % 2 == 0 {
             body["session_id"] = json!("widget-session-1");
         }
-        tasks.push(tokio::spawn(async move {
-            http()
-                .post(format!("{url}/v1/events"))
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
+        tasks.push(tokio::spawn(app.post("/v1/events").json(&body).status()));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
-    let rows = db
-        .client()
-        .await
-        .query(
-            "SELECT session_id, event_count, first_seen_at = (SELECT min(occurred_at) FROM session_events e WHERE e.session_id = s.session_id),
+    let rows = db.rows("SELECT session_id, event_count, first_seen_at = (SELECT min(occurred_at) FROM session_events e WHERE e.session_id = s.session_id),
                     last_seen_at = (SELECT max(occurred_at) FROM session_events e WHERE e.session_id = s.session_id),
                     event_count = (SELECT count(*) FROM session_events e WHERE e.session_id = s.session_id)
-               FROM widget_sessions s ORDER BY session_id",
-            &[],
-        )
-        .await
-        .unwrap();
+               FROM widget_sessions s ORDER BY session_id").await;
     // One session named by the widget, one the server made for the rest.
     assert_eq!(
         rows.len(),
@@ -632,11 +577,8 @@ async fn parallel_batches_of_one_session_keep_its_row_consistent() {
         assert!(r.get::<_, bool>(2) && r.get::<_, bool>(3) && r.get::<_, bool>(4));
     }
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM widget_sessions WHERE form_submitted"
-        )
-        .await,
+        db.count("SELECT count(*) FROM widget_sessions WHERE form_submitted")
+            .await,
         1
     );
 }
@@ -667,7 +609,7 @@ async fn postgres_down_answers_503_and_writes_nothing() {
     .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "database_unavailable");
-    assert_eq!(count(&db, "SELECT count(*) FROM session_events").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM session_events").await, 0);
 }
 
 #[tokio::test]
@@ -691,13 +633,7 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_used() {
     )
     .await;
     assert_eq!(status, 200);
-    let ip: String = db
-        .client()
-        .await
-        .query_one("SELECT client_ip FROM session_events", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let ip: String = db.value("SELECT client_ip FROM session_events").await;
     assert_eq!(ip, "198.51.100.23");
 }
 
@@ -719,14 +655,8 @@ async fn each_user_agent_is_parsed_once_and_reparsed_when_the_parser_changes() {
     )
     .await;
     let cached: Vec<(String, String, String)> = db
-        .client()
+        .rows("SELECT user_agent, device_type, parser FROM user_agents")
         .await
-        .query(
-            "SELECT user_agent, device_type, parser FROM user_agents",
-            &[],
-        )
-        .await
-        .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
@@ -822,11 +752,7 @@ async fn bots_are_stored_flagged_by_user_agent_or_by_speed() {
     let flagged = |person: &'static str| {
         let db = &db;
         async move {
-            count(
-                db,
-                &format!("SELECT count(*) FILTER (WHERE is_bot AND device_type = 'bot') FROM session_events WHERE person_id = '{person}'"),
-            )
-            .await
+            db.count(&format!("SELECT count(*) FILTER (WHERE is_bot AND device_type = 'bot') FROM session_events WHERE person_id = '{person}'")).await
         }
     };
     assert_eq!(flagged("script").await, 1);
@@ -834,12 +760,9 @@ async fn bots_are_stored_flagged_by_user_agent_or_by_speed() {
     assert_eq!(flagged("person").await, 0);
     // The browser's own parse stays cached as a browser.
     assert_eq!(
-        count(
-            &db,
-            &format!(
-                "SELECT count(*) FROM user_agents WHERE user_agent = '{UA_DESKTOP}' AND NOT is_bot"
-            )
-        )
+        db.count(&format!(
+            "SELECT count(*) FROM user_agents WHERE user_agent = '{UA_DESKTOP}' AND NOT is_bot"
+        ))
         .await,
         1
     );

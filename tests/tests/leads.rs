@@ -11,36 +11,18 @@ use uuid::Uuid;
 
 /// A client on shop.com selling in the US; `contact_required` is its lead_contact_required.
 async fn client(db: &TestDb, contact_required: bool) -> Uuid {
-    let id = Uuid::new_v4();
-    db.client()
+    ClientSpec::new()
+        .root_domain("shop.com")
+        .lead_contact_required(contact_required)
+        .default_country("US")
+        .insert(db)
         .await
-        .execute(
-            "INSERT INTO clients (id, name, root_domain, lead_contact_required, default_country) VALUES ($1, 'c', 'shop.com', $2, 'US')",
-            &[&id, &contact_required],
-        )
-        .await
-        .unwrap();
-    id
-}
-
-async fn destination(db: &TestDb, client: Uuid, kind: &str, config: Value) -> Uuid {
-    db.client()
-        .await
-        .query_one(
-            "INSERT INTO client_destinations (client_id, kind, config) VALUES ($1, $2, $3) RETURNING id",
-            &[&client, &kind, &config],
-        )
-        .await
-        .unwrap()
-        .get(0)
 }
 
 /// A small embedded geo database: Miami, Montreal, London (v4 and v6).
 async fn seed_geoip(db: &TestDb) {
-    db.client()
-        .await
-        .batch_execute(
-            "INSERT INTO geoip_locations VALUES
+    db.exec(
+        "INSERT INTO geoip_locations VALUES
                 (1, 'US', 'FL', 'Florida', 'Miami', NULL),
                 (2, 'CA', 'QC', 'Quebec', 'Montreal', NULL),
                 (3, 'GB', NULL, 'England', 'London', NULL);
@@ -49,9 +31,8 @@ async fn seed_geoip(db: &TestDb) {
                 ('24.48.0.0', '24.48.0.255', 2),
                 ('81.2.69.0', '81.2.69.255', 3),
                 ('2a00:1450::', '2a00:1450:ffff:ffff:ffff:ffff:ffff:ffff', 3);",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
 }
 
 fn lead(client: Uuid, extra: Value) -> Value {
@@ -75,25 +56,12 @@ async fn post(app: &TestApp, body: &Value, visitor_ip: &str) -> (u16, Value) {
 }
 
 async fn post_raw(app: &TestApp, body: String, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = http()
-        .post(format!("{}/v1/leads", app.url))
-        .header("content-type", "application/json")
+    app.post("/v1/leads")
+        .json_text(body)
         .header("user-agent", "Mozilla/5.0 test")
-        .body(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-async fn one(db: &TestDb, sql: &str) -> tokio_postgres::Row {
-    db.client().await.query_one(sql, &[]).await.unwrap()
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    one(db, sql).await.get(0)
+        .headers(headers)
+        .send()
+        .await
 }
 
 const PROXY: (&str, &str) = ("trusted_proxies", "127.0.0.1");
@@ -159,7 +127,7 @@ async fn a_lead_is_enriched_from_the_embedded_database_queued_and_delivered_to_m
     assert_eq!(u["fbc"], "fb.1.1700000000000.abc");
 
     // Raw PII only in leads; the outbox holds hashes and no credentials.
-    let l = one(&db, "SELECT email, phone, city, state, country, geo_source, geo_sources::text, client_ip FROM leads").await;
+    let l = db.one("SELECT email, phone, city, state, country, geo_source, geo_sources::text, client_ip FROM leads").await;
     assert_eq!(l.get::<_, String>(0), "jane.doe@example.com");
     assert_eq!(l.get::<_, String>(1), "+13055550123");
     assert_eq!(l.get::<_, String>(3), "FL");
@@ -169,7 +137,7 @@ async fn a_lead_is_enriched_from_the_embedded_database_queued_and_delivered_to_m
         "23.0.0.0",
         "stored truncated like events"
     );
-    let d = one(&db, "SELECT status, event_id, event_payload::text || user_data::text, retry_count, resolved_at IS NOT NULL FROM conversion_deliveries").await;
+    let d = db.one("SELECT status, event_id, event_payload::text || user_data::text, retry_count, resolved_at IS NOT NULL FROM conversion_deliveries").await;
     assert_eq!(d.get::<_, String>(0), "resolved");
     assert_eq!(d.get::<_, String>(1), body["event_id"].as_str().unwrap());
     let stored: String = d.get(2);
@@ -179,11 +147,9 @@ async fn a_lead_is_enriched_from_the_embedded_database_queued_and_delivered_to_m
     );
     assert_eq!(d.get::<_, i32>(3), 0);
     assert!(d.get::<_, bool>(4));
-    let a = one(
-        &db,
-        "SELECT trigger, outcome, http_status FROM delivery_attempts",
-    )
-    .await;
+    let a = db
+        .one("SELECT trigger, outcome, http_status FROM delivery_attempts")
+        .await;
     assert_eq!(
         (
             a.get::<_, String>(0),
@@ -244,17 +210,8 @@ async fn geo_fields_come_from_the_user_then_the_assistant_then_the_ip() {
     assert_eq!(res["address"]["state"], "England");
 
     let sources: Vec<String> = db
-        .client()
-        .await
-        .query(
-            "SELECT coalesce(geo_source, '-') FROM leads ORDER BY created_at",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .column("SELECT coalesce(geo_source, '-') FROM leads ORDER BY created_at")
+        .await;
     assert_eq!(sources, vec!["ip", "user", "user", "ip"]);
 }
 
@@ -386,10 +343,10 @@ async fn a_slow_broken_or_rate_limited_remote_provider_never_fails_the_lead() {
         "{res}"
     );
     assert_eq!(geo.count(), calls);
-    let paused = count(&db, "SELECT (extract(epoch FROM paused_until - now()) BETWEEN 100 AND 120)::int::int8 FROM geo_provider_pauses").await;
+    let paused = db.count("SELECT (extract(epoch FROM paused_until - now()) BETWEEN 100 AND 120)::int::int8 FROM geo_provider_pauses").await;
     assert_eq!(paused, 1, "Retry-After honoured");
     assert!(geo.requests()[0].path.ends_with("&key=KEY1"));
-    assert_eq!(count(&db, "SELECT count(*) FROM leads").await, 4);
+    assert_eq!(db.count("SELECT count(*) FROM leads").await, 4);
 }
 
 #[tokio::test]
@@ -432,16 +389,12 @@ async fn a_failed_inline_delivery_leaves_the_row_queued_for_retry() {
     let (status, res) = post(&app, &lead(c, json!({})), "127.0.0.1").await;
     assert_eq!(status, 201, "{res}");
     let rows = db
-        .client()
-        .await
-        .query(
+        .rows(
             "SELECT destination, status, retry_count, last_http_status, coalesce(last_error, ''), coalesce(dead_letter_reason, ''),
                     extract(epoch FROM next_retry_at - now())::float8, lease_owner IS NULL
                FROM conversion_deliveries ORDER BY destination",
-            &[],
         )
-        .await
-        .unwrap();
+        .await;
     let by = |kind: &str| rows.iter().find(|r| r.get::<_, String>(0) == kind).unwrap();
     // 5xx: retried in about 5 minutes (with up to 10% jitter).
     let m = by("meta_capi");
@@ -486,11 +439,8 @@ async fn a_failed_inline_delivery_leaves_the_row_queued_for_retry() {
     );
     assert!(t.get::<_, String>(4).contains("measurement_id"));
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM delivery_attempts WHERE trigger = 'inline'"
-        )
-        .await,
+        db.count("SELECT count(*) FROM delivery_attempts WHERE trigger = 'inline'")
+            .await,
         4
     );
     let statuses: Vec<&str> = res["deliveries"]
@@ -526,19 +476,7 @@ async fn the_outbox_row_is_committed_before_the_inline_send() {
         json!({ "pixel_id": "P", "access_token": "T" }),
     )
     .await;
-    let url = app.url.clone();
-    let body = lead(c, json!({})).to_string();
-    let request = tokio::spawn(async move {
-        http()
-            .post(format!("{url}/v1/leads"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let request = tokio::spawn(app.post("/v1/leads").json(&lead(c, json!({}))).status());
     // While Meta is answering, the lead and its delivery are already there,
     // pending and leased: if this instance died now, the retry run would
     // deliver it once the lease ran out.
@@ -546,15 +484,14 @@ async fn the_outbox_row_is_committed_before_the_inline_send() {
     while meta.count() == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let r = one(&db, "SELECT status, lease_owner IS NOT NULL, lease_expires_at > now(), (SELECT count(*) FROM leads) FROM conversion_deliveries").await;
+    let r = db.one("SELECT status, lease_owner IS NOT NULL, lease_expires_at > now(), (SELECT count(*) FROM leads) FROM conversion_deliveries").await;
     assert_eq!(r.get::<_, String>(0), "pending");
     assert!(r.get::<_, bool>(1) && r.get::<_, bool>(2));
     assert_eq!(r.get::<_, i64>(3), 1);
     assert_eq!(request.await.unwrap(), 201);
     assert_eq!(
-        one(&db, "SELECT status FROM conversion_deliveries")
-            .await
-            .get::<_, String>(0),
+        db.value::<String>("SELECT status FROM conversion_deliveries")
+            .await,
         "resolved"
     );
 }
@@ -580,16 +517,14 @@ async fn the_same_event_id_twice_returns_the_first_lead_and_queues_once() {
     assert_eq!((s1, s2), (201, 200));
     assert_eq!(r1["lead_id"], r2["lead_id"]);
     assert_eq!(r2["duplicate"], true);
-    assert_eq!(count(&db, "SELECT count(*) FROM leads").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM leads").await, 1);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM conversion_deliveries").await,
+        db.count("SELECT count(*) FROM conversion_deliveries").await,
         1
     );
     assert_eq!(meta.count(), 1);
     assert_eq!(
-        one(&db, "SELECT first_name FROM leads")
-            .await
-            .get::<_, String>(0),
+        db.value::<String>("SELECT first_name FROM leads").await,
         "Jane"
     );
 }
@@ -617,11 +552,11 @@ async fn without_ads_consent_only_non_ad_destinations_are_queued() {
     assert_eq!(status, 201, "{res}");
     assert_eq!(res["skipped_destinations"][0]["destination"], "meta_capi");
     assert_eq!(
-        count(&db, "SELECT count(*) FROM conversion_deliveries").await,
+        db.count("SELECT count(*) FROM conversion_deliveries").await,
         1
     );
     assert_eq!(
-        one(&db, "SELECT destination, status FROM conversion_deliveries")
+        db.one("SELECT destination, status FROM conversion_deliveries")
             .await
             .get::<_, String>(1),
         "resolved"
@@ -711,15 +646,14 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
         (s, res["error"]["code"].as_str()),
         (403, Some("origin_not_allowed"))
     );
-    let res = http()
-        .post(format!("{}/v1/leads", app.url))
+    let res = app
+        .post("/v1/leads")
         .header("content-type", "application/xml")
         .body("<a/>")
-        .send()
-        .await
-        .unwrap();
+        .response()
+        .await;
     assert_eq!(res.status().as_u16(), 415);
-    assert_eq!(count(&db, "SELECT count(*) FROM leads").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM leads").await, 0);
 
     // A client that accepts leads without a valid contact keeps the lead and says what it left out.
     let (s, res) = post(
@@ -736,11 +670,11 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
         .map(|w| w["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, vec!["email", "phone"]);
-    let r = one(
-        &db,
-        "SELECT email IS NULL AND phone IS NULL, jsonb_array_length(invalid_fields) FROM leads",
-    )
-    .await;
+    let r = db
+        .one(
+            "SELECT email IS NULL AND phone IS NULL, jsonb_array_length(invalid_fields) FROM leads",
+        )
+        .await;
     assert!(r.get::<_, bool>(0));
     assert_eq!(r.get::<_, i32>(1), 2);
 
@@ -752,12 +686,11 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
     )
     .await;
     assert_eq!(s, 201);
-    let pre = http()
-        .request(reqwest::Method::OPTIONS, format!("{}/v1/leads", app.url))
+    let pre = app
+        .options("/v1/leads")
         .header("origin", "https://www.shop.com")
-        .send()
-        .await
-        .unwrap();
+        .response()
+        .await;
     assert_eq!(pre.status().as_u16(), 204);
     assert_eq!(
         pre.headers()["access-control-allow-origin"],

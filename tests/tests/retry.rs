@@ -9,50 +9,28 @@ use integration_tests::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-async fn client(db: &TestDb) -> Uuid {
-    let id = Uuid::new_v4();
-    db.client()
-        .await
-        .execute("INSERT INTO clients (id, name) VALUES ($1, 'c')", &[&id])
-        .await
-        .unwrap();
-    id
-}
-
-async fn destination(db: &TestDb, client: Uuid, kind: &str, config: Value) -> Uuid {
-    db.client()
-        .await
-        .query_one(
-            "INSERT INTO client_destinations (client_id, kind, config) VALUES ($1, $2, $3) RETURNING id",
-            &[&client, &kind, &config],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 /// Queues `n` due rows `<prefix>-1..n` for a destination, `age` old.
-async fn queue(db: &TestDb, client: Uuid, dest: Uuid, kind: &str, prefix: &str, n: i32, age: &str) {
-    db.client()
-        .await
-        .execute(
-            "INSERT INTO conversion_deliveries (client_id, destination_id, destination, event_id, event_name,
-                                                event_time, event_payload, user_data, next_retry_at)
-             SELECT $1, $2, $3, $4 || '-' || g, 'Lead', now() - $6::text::interval,
-                    '{\"action_source\": \"website\"}', '{\"em\": [\"h\"]}', now() - interval '1 second'
-               FROM generate_series(1, $5) g",
-            &[&client, &dest, &kind, &prefix, &n, &age],
-        )
-        .await
-        .unwrap();
+async fn queue(db: &TestDb, dest: Uuid, prefix: &str, n: usize, age: &str) {
+    Deliveries::to(dest)
+        .count(n)
+        .event_ids(prefix)
+        .event_age(age)
+        .payload(json!({ "action_source": "website" }))
+        .user_data(json!({ "em": ["h"] }))
+        .due()
+        .insert(db)
+        .await;
 }
 
-async fn one(db: &TestDb, sql: &str) -> tokio_postgres::Row {
-    db.client().await.query_one(sql, &[]).await.unwrap()
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    one(db, sql).await.get(0)
+/// A Meta pixel `PX` of `client`.
+async fn pixel(db: &TestDb, client: Uuid) -> Uuid {
+    destination(
+        db,
+        client,
+        "meta_capi",
+        json!({ "pixel_id": "PX", "access_token": "T" }),
+    )
+    .await
 }
 
 /// Event ids Meta received, with how often.
@@ -107,24 +85,17 @@ async fn meta(bad: &'static [&'static str]) -> Fake {
 }
 
 async fn retry(app: &TestApp, body: Value, auth: &str) -> (u16, Value) {
-    let res = http()
-        .post(format!("{}/admin/failed-events/retry", app.url))
-        .header("authorization", auth)
+    app.post("/admin/failed-events/retry")
+        .auth(auth)
         .json(&body)
         .send()
         .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 async fn app_with(db: &TestDb, meta: &Fake, extra: &[(&str, &str)]) -> TestApp {
-    let mut vars = vec![
-        ("meta_capi_base_url", meta.url.as_str()),
-        ("admin_jwt_secret", ADMIN_SECRET),
-    ];
+    let mut vars = vec![("meta_capi_base_url", meta.url.as_str())];
     vars.extend_from_slice(extra);
-    serve_app(db, &vars).await
+    serve_admin_app(db, &vars).await
 }
 
 #[tokio::test]
@@ -132,17 +103,11 @@ async fn the_cron_sends_due_events_of_one_pixel_in_one_request() {
     let db = TestDb::new().await;
     let fake = meta(&[]).await;
     let app = app_with(&db, &fake, &[]).await;
-    let c = client(&db).await;
-    let d = destination(
-        &db,
-        c,
-        "meta_capi",
-        json!({ "pixel_id": "PX", "access_token": "T" }),
-    )
-    .await;
-    queue(&db, c, d, "meta_capi", "ev", 250, "1 hour").await;
+    let c = ClientSpec::new().insert(&db).await;
+    let d = pixel(&db, c).await;
+    queue(&db, d, "ev", 250, "1 hour").await;
     // Not due yet: left alone by the cron.
-    db.client().await.execute("UPDATE conversion_deliveries SET next_retry_at = now() + interval '1 hour' WHERE event_id = 'ev-250'", &[]).await.unwrap();
+    db.exec("UPDATE conversion_deliveries SET next_retry_at = now() + interval '1 hour' WHERE event_id = 'ev-250'").await;
 
     app.app
         .run_cron("retry-failed-events", 1)
@@ -152,21 +117,16 @@ async fn the_cron_sends_due_events_of_one_pixel_in_one_request() {
     assert_eq!(fake.count(), 1);
     assert_eq!(fake.requests()[0].path, "/v21.0/PX/events");
     assert_eq!(received(&fake).len(), 249);
-    assert_eq!(count(&db, "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved' AND resolved_at IS NOT NULL AND lease_owner IS NULL").await, 249);
+    assert_eq!(db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved' AND resolved_at IS NOT NULL AND lease_owner IS NULL").await, 249);
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM conversion_deliveries WHERE status = 'pending'"
-        )
-        .await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'pending'")
+            .await,
         1
     );
-    assert_eq!(count(&db, "SELECT count(*) FROM delivery_attempts WHERE trigger = 'cron' AND outcome = 'resolved' AND http_status = 200").await, 249);
-    let run = one(
-        &db,
-        "SELECT outcome, detail::text FROM job_runs WHERE job_name = 'retry-failed-events'",
-    )
-    .await;
+    assert_eq!(db.count("SELECT count(*) FROM delivery_attempts WHERE trigger = 'cron' AND outcome = 'resolved' AND http_status = 200").await, 249);
+    let run = db
+        .one("SELECT outcome, detail::text FROM job_runs WHERE job_name = 'retry-failed-events'")
+        .await;
     assert_eq!(run.get::<_, String>(0), "succeeded");
     let detail: Value = serde_json::from_str(&run.get::<_, String>(1)).unwrap();
     assert_eq!(
@@ -184,15 +144,9 @@ async fn one_bad_event_in_a_batch_of_a_hundred_is_isolated_and_dead_lettered() {
     let db = TestDb::new().await;
     let fake = meta(&["ev-42"]).await;
     let app = app_with(&db, &fake, &[]).await;
-    let c = client(&db).await;
-    let d = destination(
-        &db,
-        c,
-        "meta_capi",
-        json!({ "pixel_id": "PX", "access_token": "T" }),
-    )
-    .await;
-    queue(&db, c, d, "meta_capi", "ev", 100, "1 hour").await;
+    let c = ClientSpec::new().insert(&db).await;
+    let d = pixel(&db, c).await;
+    queue(&db, d, "ev", 100, "1 hour").await;
     let (status, summary) = retry(&app, json!({ "retry_all": true }), &admin_bearer()).await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["success"], true);
@@ -213,7 +167,7 @@ async fn one_bad_event_in_a_batch_of_a_hundred_is_isolated_and_dead_lettered() {
         "a good event was sent twice"
     );
     assert!(fake.count() <= 15, "{} requests", fake.count());
-    let dead = one(&db, "SELECT event_id, dead_letter_reason, last_error, last_http_status FROM conversion_deliveries WHERE status = 'dead_letter'").await;
+    let dead = db.one("SELECT event_id, dead_letter_reason, last_error, last_http_status FROM conversion_deliveries WHERE status = 'dead_letter'").await;
     assert_eq!(dead.get::<_, String>(0), "ev-42");
     assert_eq!(dead.get::<_, String>(1), "rejected");
     assert!(dead.get::<_, String>(2).contains("Invalid parameter"));
@@ -225,23 +179,17 @@ async fn failures_back_off_five_ten_twenty_forty_eighty_minutes_then_dead_letter
     let db = TestDb::new().await;
     let fake = Fake::start(|_| Reply::text(502, "<html>Bad Gateway</html>")).await;
     let app = app_with(&db, &fake, &[]).await;
-    let c = client(&db).await;
-    let d = destination(
-        &db,
-        c,
-        "meta_capi",
-        json!({ "pixel_id": "PX", "access_token": "T" }),
-    )
-    .await;
-    queue(&db, c, d, "meta_capi", "ev", 1, "1 hour").await;
+    let c = ClientSpec::new().insert(&db).await;
+    let d = pixel(&db, c).await;
+    queue(&db, d, "ev", 1, "1 hour").await;
     // As save-lead leaves it after a failed inline attempt: retrying in 5 minutes.
-    db.client().await.execute("UPDATE conversion_deliveries SET status = 'retrying', last_attempt_at = now() - interval '1 minute'", &[]).await.unwrap();
+    db.exec("UPDATE conversion_deliveries SET status = 'retrying', last_attempt_at = now() - interval '1 minute'").await;
 
     let mut delays = Vec::new();
     for _ in 0..5 {
         let (status, summary) = retry(&app, json!({ "retry_all": true }), &admin_bearer()).await;
         assert_eq!(status, 200, "{summary}");
-        let r = one(&db, "SELECT status, retry_count, extract(epoch FROM next_retry_at - last_attempt_at)::float8 / 60, last_http_status, last_error FROM conversion_deliveries").await;
+        let r = db.one("SELECT status, retry_count, extract(epoch FROM next_retry_at - last_attempt_at)::float8 / 60, last_http_status, last_error FROM conversion_deliveries").await;
         if r.get::<_, String>(0) == "retrying" {
             delays.push((r.get::<_, i32>(1), r.get::<_, f64>(2)));
             assert_eq!(r.get::<_, i32>(3), 502);
@@ -257,11 +205,9 @@ async fn failures_back_off_five_ten_twenty_forty_eighty_minutes_then_dead_letter
             "retry {rc}: {minutes} min, want {want} (+10% jitter)"
         );
     }
-    let r = one(
-        &db,
-        "SELECT status, retry_count, dead_letter_reason FROM conversion_deliveries",
-    )
-    .await;
+    let r = db
+        .one("SELECT status, retry_count, dead_letter_reason FROM conversion_deliveries")
+        .await;
     assert_eq!(
         (
             r.get::<_, String>(0).as_str(),
@@ -272,8 +218,7 @@ async fn failures_back_off_five_ten_twenty_forty_eighty_minutes_then_dead_letter
     );
     assert_eq!(fake.count(), 5);
     assert_eq!(
-        count(
-            &db,
+        db.count(
             "SELECT count(*) FROM delivery_attempts WHERE trigger = 'manual' AND outcome = 'retry'"
         )
         .await,
@@ -286,24 +231,17 @@ async fn rate_limits_timeouts_bad_tokens_and_expired_events_are_each_handled() {
     let db = TestDb::new().await;
     let limited = Fake::start(|_| Reply::json(429, json!({})).header("retry-after", "120")).await;
     let slow = Fake::start(|_| Reply::json(200, json!({})).after(Duration::from_secs(3))).await;
-    let app = serve_app(
+    let app = serve_admin_app(
         &db,
         &[
             ("meta_capi_base_url", &limited.url),
             ("destination_hosts", "http://127.0.0.1:*"),
             ("delivery_timeout_ms", "300"),
-            ("admin_jwt_secret", ADMIN_SECRET),
         ],
     )
     .await;
-    let c = client(&db).await;
-    let pixel = destination(
-        &db,
-        c,
-        "meta_capi",
-        json!({ "pixel_id": "PX", "access_token": "T" }),
-    )
-    .await;
+    let c = ClientSpec::new().insert(&db).await;
+    let pixel = pixel(&db, c).await;
     let hook = destination(
         &db,
         c,
@@ -318,23 +256,19 @@ async fn rate_limits_timeouts_bad_tokens_and_expired_events_are_each_handled() {
         json!({ "pixel_id": "OLD", "access_token": "T" }),
     )
     .await;
-    queue(&db, c, pixel, "meta_capi", "limited", 3, "1 hour").await;
-    queue(&db, c, hook, "webhook", "slow", 1, "1 hour").await;
-    queue(&db, c, old_pixel, "meta_capi", "old", 2, "8 days").await;
+    queue(&db, pixel, "limited", 3, "1 hour").await;
+    queue(&db, hook, "slow", 1, "1 hour").await;
+    queue(&db, old_pixel, "old", 2, "8 days").await;
 
     let (status, summary) = retry(&app, json!({ "retry_all": true }), &admin_bearer()).await;
     assert_eq!(status, 200, "{summary}");
     let rows = db
-        .client()
-        .await
-        .query(
+        .rows(
             "SELECT split_part(event_id, '-', 1), status, coalesce(dead_letter_reason, ''), coalesce(last_error, ''),
                     extract(epoch FROM next_retry_at - last_attempt_at)::float8
                FROM conversion_deliveries ORDER BY event_id",
-            &[],
         )
-        .await
-        .unwrap();
+        .await;
     for r in &rows {
         let (kind, status, reason, error, wait): (String, String, String, String, Option<f64>) =
             (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
@@ -371,13 +305,13 @@ async fn rate_limits_timeouts_bad_tokens_and_expired_events_are_each_handled() {
     })
     .await;
     let app = app_with(&db, &denied, &[]).await;
-    db.client().await.execute("UPDATE conversion_deliveries SET next_retry_at = now() - interval '1 s' WHERE event_id LIKE 'limited%'", &[]).await.unwrap();
+    db.exec("UPDATE conversion_deliveries SET next_retry_at = now() - interval '1 s' WHERE event_id LIKE 'limited%'").await;
     app.app
         .run_cron("retry-failed-events", 2)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(count(&db, "SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'limited%' AND status = 'dead_letter' AND last_error LIKE '%Invalid OAuth%'").await, 3);
+    assert_eq!(db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'limited%' AND status = 'dead_letter' AND last_error LIKE '%Invalid OAuth%'").await, 3);
 }
 
 #[tokio::test]
@@ -393,7 +327,7 @@ async fn concurrent_runs_deliver_each_of_a_thousand_events_exactly_once() {
     .await;
     // Small runs so that the two clickers and the cron interleave many times.
     let app = app_with(&db, &fake, &[("retry_max_events", "50")]).await;
-    let c = client(&db).await;
+    let c = ClientSpec::new().insert(&db).await;
     for i in 0..10 {
         let d = destination(
             &db,
@@ -402,19 +336,13 @@ async fn concurrent_runs_deliver_each_of_a_thousand_events_exactly_once() {
             json!({ "pixel_id": format!("PX{i}"), "access_token": "T" }),
         )
         .await;
-        queue(&db, c, d, "meta_capi", &format!("p{i}"), 100, "1 hour").await;
+        queue(&db, d, &format!("p{i}"), 100, "1 hour").await;
     }
-    let clicker = |app_url: String| async move {
+    let app = std::sync::Arc::new(app);
+    let clicker = |app: std::sync::Arc<TestApp>| async move {
         let mut resolved = 0;
         for _ in 0..40 {
-            let res = http()
-                .post(format!("{app_url}/admin/failed-events/retry"))
-                .header("authorization", admin_bearer())
-                .json(&json!({ "retry_all": true }))
-                .send()
-                .await
-                .unwrap();
-            let body: Value = res.json().await.unwrap();
+            let (_, body) = retry(&app, json!({ "retry_all": true }), &admin_bearer()).await;
             resolved += body["resolved"].as_i64().unwrap();
             if body["processed"] == 0 {
                 break;
@@ -422,8 +350,8 @@ async fn concurrent_runs_deliver_each_of_a_thousand_events_exactly_once() {
         }
         resolved
     };
-    let a = tokio::spawn(clicker(app.url.clone()));
-    let b = tokio::spawn(clicker(app.url.clone()));
+    let a = tokio::spawn(clicker(app.clone()));
+    let b = tokio::spawn(clicker(app.clone()));
     let mut cron_runs = 0;
     while !a.is_finished() || !b.is_finished() {
         app.app
@@ -439,15 +367,12 @@ async fn concurrent_runs_deliver_each_of_a_thousand_events_exactly_once() {
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'"
-        )
-        .await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'")
+            .await,
         1000
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM delivery_attempts").await,
+        db.count("SELECT count(*) FROM delivery_attempts").await,
         1000
     );
 }
@@ -457,25 +382,13 @@ async fn a_dead_run_leaves_nothing_stuck_and_a_lost_database_marks_nothing_resol
     let db = TestDb::new().await;
     let fake = meta(&[]).await;
     let app = app_with(&db, &fake, &[]).await;
-    let c = client(&db).await;
-    let d = destination(
-        &db,
-        c,
-        "meta_capi",
-        json!({ "pixel_id": "PX", "access_token": "T" }),
-    )
-    .await;
-    queue(&db, c, d, "meta_capi", "dead", 3, "1 hour").await;
-    queue(&db, c, d, "meta_capi", "live", 2, "1 hour").await;
+    let c = ClientSpec::new().insert(&db).await;
+    let d = pixel(&db, c).await;
+    queue(&db, d, "dead", 3, "1 hour").await;
+    queue(&db, d, "live", 2, "1 hour").await;
     // A run that died holding three rows (lease expired), and a live one holding two.
-    db.client()
-        .await
-        .batch_execute(
-            "UPDATE conversion_deliveries SET lease_owner = gen_random_uuid(), lease_expires_at = now() - interval '1 s' WHERE event_id LIKE 'dead%';
-             UPDATE conversion_deliveries SET lease_owner = gen_random_uuid(), lease_expires_at = now() + interval '10 min' WHERE event_id LIKE 'live%';",
-        )
-        .await
-        .unwrap();
+    db.exec("UPDATE conversion_deliveries SET lease_owner = gen_random_uuid(), lease_expires_at = now() - interval '1 s' WHERE event_id LIKE 'dead%';
+             UPDATE conversion_deliveries SET lease_owner = gen_random_uuid(), lease_expires_at = now() + interval '10 min' WHERE event_id LIKE 'live%';").await;
     app.app
         .run_cron("retry-failed-events", 1)
         .await
@@ -484,7 +397,7 @@ async fn a_dead_run_leaves_nothing_stuck_and_a_lost_database_marks_nothing_resol
     let seen = received(&fake);
     assert_eq!(seen.len(), 3);
     assert!(seen.keys().all(|k| k.starts_with("dead")));
-    assert_eq!(count(&db, "SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'live%' AND status = 'pending'").await, 2);
+    assert_eq!(db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'live%' AND status = 'pending'").await, 2);
 
     // The database goes away while Meta is answering: the run cannot record
     // the outcome, and nothing is marked resolved.
@@ -509,28 +422,19 @@ async fn a_dead_run_leaves_nothing_stuck_and_a_lost_database_marks_nothing_resol
     })
     .await;
     let app2 = app_with(&db2, &cutter, &[]).await;
-    let c2 = client(&db2).await;
-    let d2 = destination(
-        &db2,
-        c2,
-        "meta_capi",
-        json!({ "pixel_id": "PX", "access_token": "T" }),
-    )
-    .await;
-    queue(&db2, c2, d2, "meta_capi", "cut", 5, "1 hour").await;
+    let c2 = ClientSpec::new().insert(&db2).await;
+    let d2 = pixel(&db2, c2).await;
+    queue(&db2, d2, "cut", 5, "1 hour").await;
     let (status, body) = retry(&app2, json!({ "retry_all": true }), &admin_bearer()).await;
     assert!(status == 500 || status == 503, "{status} {body}");
     assert_eq!(cutter.count(), 1);
     assert_eq!(
-        count(
-            &db2,
-            "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'"
-        )
-        .await,
+        db2.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'")
+            .await,
         0
     );
     // Still leased by the broken run: the lease runs out and they are retried.
-    assert_eq!(count(&db2, "SELECT count(*) FROM conversion_deliveries WHERE status = 'pending' AND lease_expires_at > now()").await, 5);
+    assert_eq!(db2.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'pending' AND lease_expires_at > now()").await, 5);
 }
 
 #[tokio::test]
@@ -538,27 +442,15 @@ async fn named_dead_letters_are_requeued_and_bad_requests_are_refused() {
     let db = TestDb::new().await;
     let fake = meta(&[]).await;
     let app = app_with(&db, &fake, &[]).await;
-    let c = client(&db).await;
-    let d = destination(
-        &db,
-        c,
-        "meta_capi",
-        json!({ "pixel_id": "PX", "access_token": "T" }),
-    )
-    .await;
-    queue(&db, c, d, "meta_capi", "ev", 3, "1 hour").await;
-    db.client().await.execute("UPDATE conversion_deliveries SET status = 'dead_letter', dead_letter_reason = 'max_retries', retry_count = 5 WHERE event_id = 'ev-1'", &[]).await.unwrap();
-    db.client()
-        .await
-        .execute(
-            "UPDATE conversion_deliveries SET status = 'resolved' WHERE event_id = 'ev-3'",
-            &[],
-        )
-        .await
-        .unwrap();
+    let c = ClientSpec::new().insert(&db).await;
+    let d = pixel(&db, c).await;
+    queue(&db, d, "ev", 3, "1 hour").await;
+    db.exec("UPDATE conversion_deliveries SET status = 'dead_letter', dead_letter_reason = 'max_retries', retry_count = 5 WHERE event_id = 'ev-1'").await;
+    db.exec("UPDATE conversion_deliveries SET status = 'resolved' WHERE event_id = 'ev-3'")
+        .await;
     let id = |e: &str| format!("SELECT id FROM conversion_deliveries WHERE event_id = '{e}'");
-    let dead: i64 = one(&db, &id("ev-1")).await.get(0);
-    let done: i64 = one(&db, &id("ev-3")).await.get(0);
+    let dead: i64 = db.one(&id("ev-1")).await.get(0);
+    let done: i64 = db.one(&id("ev-3")).await.get(0);
 
     let (status, summary) = retry(&app, json!({ "ids": [dead] }), &admin_bearer()).await;
     assert_eq!(status, 200, "{summary}");
@@ -571,12 +463,9 @@ async fn named_dead_letters_are_requeued_and_bad_requests_are_refused() {
         vec!["ev-1".to_string()]
     );
     assert_eq!(
-        one(
-            &db,
-            "SELECT status FROM conversion_deliveries WHERE event_id = 'ev-2'"
-        )
-        .await
-        .get::<_, String>(0),
+        db.one("SELECT status FROM conversion_deliveries WHERE event_id = 'ev-2'")
+            .await
+            .get::<_, String>(0),
         "pending"
     );
 
@@ -620,8 +509,8 @@ async fn the_backoffice_list_filters_pages_and_redacts_credentials() {
     let db = TestDb::new().await;
     let fake = meta(&[]).await;
     let app = app_with(&db, &fake, &[]).await;
-    let c = client(&db).await;
-    let other = client(&db).await;
+    let c = ClientSpec::new().insert(&db).await;
+    let other = ClientSpec::new().insert(&db).await;
     let d = destination(
         &db,
         c,
@@ -636,29 +525,15 @@ async fn the_backoffice_list_filters_pages_and_redacts_credentials() {
         json!({ "url": "https://h.example/x", "secret": "HOOK-SECRET" }),
     )
     .await;
-    queue(&db, c, d, "meta_capi", "m", 5, "1 hour").await;
-    queue(&db, other, h, "webhook", "w", 2, "1 hour").await;
-    db.client().await.execute("UPDATE conversion_deliveries SET status = 'dead_letter' WHERE event_id IN ('m-1', 'm-2')", &[]).await.unwrap();
-    db.client()
-        .await
-        .execute(
-            "UPDATE conversion_deliveries SET status = 'resolved' WHERE event_id = 'm-5'",
-            &[],
-        )
-        .await
-        .unwrap();
-    let get = |q: &str| {
-        let url = format!("{}/admin/failed-events{q}", app.url);
-        async move {
-            let res = http()
-                .get(url)
-                .header("authorization", admin_bearer())
-                .send()
-                .await
-                .unwrap();
-            (res.status().as_u16(), res.json::<Value>().await.unwrap())
-        }
-    };
+    queue(&db, d, "m", 5, "1 hour").await;
+    queue(&db, h, "w", 2, "1 hour").await;
+    db.exec(
+        "UPDATE conversion_deliveries SET status = 'dead_letter' WHERE event_id IN ('m-1', 'm-2')",
+    )
+    .await;
+    db.exec("UPDATE conversion_deliveries SET status = 'resolved' WHERE event_id = 'm-5'")
+        .await;
+    let get = |q: &str| app.get(&format!("/admin/failed-events{q}")).admin().send();
     let (s, all) = get("").await;
     assert_eq!(s, 200, "{all}");
     assert_eq!(
@@ -727,10 +602,5 @@ async fn the_backoffice_list_filters_pages_and_redacts_credentials() {
             "{q}: {res}"
         );
     }
-    let res = http()
-        .get(format!("{}/admin/failed-events", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 401);
+    assert_eq!(app.get("/admin/failed-events").status().await, 401);
 }

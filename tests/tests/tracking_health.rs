@@ -16,21 +16,19 @@ fn as_of() -> DateTime<Utc> {
         .unwrap()
 }
 
-struct Fixture {
-    client: tokio_postgres::Client,
+struct Fixture<'a> {
+    db: &'a TestDb,
 }
 
-impl Fixture {
+impl Fixture<'_> {
     async fn client(&self, name: &str, kind: &str, enabled: bool) -> Uuid {
-        let id = Uuid::new_v4();
-        self.client
-            .execute(
-                "INSERT INTO clients (id, name, client_type, enabled, root_domain) VALUES ($1, $2, $3, $4, 'shop.com')",
-                &[&id, &name, &kind, &enabled],
-            )
+        ClientSpec::new()
+            .name(name)
+            .client_type(kind)
+            .enabled(enabled)
+            .root_domain("shop.com")
+            .insert(self.db)
             .await
-            .unwrap();
-        id
     }
 
     /// `visitors` distinct visitors each sending one `name` event at `at`,
@@ -44,7 +42,9 @@ impl Fixture {
         displayed_ms: i64,
         duration_s: f64,
     ) {
-        self.client
+        self.db
+            .client()
+            .await
             .execute(
                 "INSERT INTO session_events (client_id, person_id, event_name, occurred_at, widget_displayed_at, duration_s)
                  SELECT $1, $2 || '-' || g, $3, $4, $5, $6 FROM generate_series(1, $7) g",
@@ -72,7 +72,9 @@ impl Fixture {
     }
 
     async fn verdicts(&self, day: DateTime<Utc>) -> HashMap<Uuid, String> {
-        self.client
+        self.db
+            .client()
+            .await
             .query(
                 "SELECT client_id, outcome FROM client_tracking_health_history WHERE day = ($1::timestamptz AT TIME ZONE 'UTC')::date",
                 &[&day],
@@ -86,29 +88,21 @@ impl Fixture {
 }
 
 async fn detect(app: &TestApp, body: Value) -> (u16, Value) {
-    let res = http()
-        .post(format!("{}/admin/tracking-health/detect", app.url))
-        .header("authorization", admin_bearer())
+    app.post("/admin/tracking-health/detect")
+        .admin()
         .json(&body)
         .send()
         .await
-        .unwrap();
-    (
-        res.status().as_u16(),
-        res.json().await.unwrap_or(Value::Null),
-    )
 }
 
 async fn app(db: &TestDb) -> TestApp {
-    serve_app(db, &[("admin_jwt_secret", ADMIN_SECRET)]).await
+    serve_admin_app(db, &[]).await
 }
 
 #[tokio::test]
 async fn each_client_gets_exactly_the_leaf_its_signals_reach() {
     let db = TestDb::new().await;
-    let f = Fixture {
-        client: db.client().await,
-    };
+    let f = Fixture { db: &db };
     let t = as_of();
     let recent = t - Duration::days(2);
     let prior = t - Duration::days(10);
@@ -149,12 +143,12 @@ async fn each_client_gets_exactly_the_leaf_its_signals_reach() {
     expect.push((c, "widget_not_in_prod"));
     // The 30-day edge: exactly −30 d is outside, a second later inside; after as_of is outside.
     let c = f.in_prod("edge-30d-outside", 10, 1, recent).await;
-    f.client.execute("DELETE FROM session_events WHERE client_id = $1 AND person_id LIKE '%-20' AND event_name = 'widget_impression'", &[&c]).await.unwrap();
+    db.exec(&format!("DELETE FROM session_events WHERE client_id = '{c}' AND person_id LIKE '%-20' AND event_name = 'widget_impression'")).await;
     f.widget(c, 1, t - Duration::days(30)).await;
     f.widget(c, 1, t + Duration::seconds(1)).await;
     expect.push((c, "widget_not_in_prod"));
     let c = f.in_prod("edge-30d-inside", 10, 1, recent).await;
-    f.client.execute("DELETE FROM session_events WHERE client_id = $1 AND person_id LIKE '%-20' AND event_name = 'widget_impression'", &[&c]).await.unwrap();
+    db.exec(&format!("DELETE FROM session_events WHERE client_id = '{c}' AND person_id LIKE '%-20' AND event_name = 'widget_impression'")).await;
     f.widget(c, 1, t - Duration::days(30) + Duration::seconds(1))
         .await;
     expect.push((c, "healthy"));
@@ -175,13 +169,8 @@ async fn each_client_gets_exactly_the_leaf_its_signals_reach() {
         f.in_prod("onboarding", 10, 0, recent).await,
         "form_tracking_lost",
     ));
-    f.client
-        .execute(
-            "UPDATE clients SET client_type = 'onboarding' WHERE name = 'onboarding'",
-            &[],
-        )
-        .await
-        .unwrap();
+    db.exec("UPDATE clients SET client_type = 'onboarding' WHERE name = 'onboarding'")
+        .await;
 
     // Demo, former and disabled clients with broken signals are never flagged.
     let mut excluded = Vec::new();
@@ -204,8 +193,9 @@ async fn each_client_gets_exactly_the_leaf_its_signals_reach() {
     assert_eq!(status, 200, "{body}");
     let verdicts = f.verdicts(t).await;
     for (client, outcome) in &expect {
-        let name: String = f
-            .client
+        let name: String = db
+            .client()
+            .await
             .query_one("SELECT name FROM clients WHERE id = $1", &[client])
             .await
             .unwrap()
@@ -234,21 +224,15 @@ async fn each_client_gets_exactly_the_leaf_its_signals_reach() {
     assert_eq!(body["counts"]["healthy"], 2);
 
     // The current verdicts hold exactly the flagged clients, with colour and signals.
-    let flagged: i64 = f
-        .client
-        .query_one("SELECT count(*) FROM client_tracking_health", &[])
+    let flagged: i64 = db
+        .one("SELECT count(*) FROM client_tracking_health")
         .await
-        .unwrap()
         .get(0);
     assert_eq!(
         flagged as usize,
         expect.iter().filter(|(_, o)| *o != "healthy").count()
     );
-    let row = f
-        .client
-        .query_one("SELECT h.color, h.widget_prior_23d, h.widget_last_7d FROM client_tracking_health h JOIN clients c ON c.id = h.client_id WHERE c.name = 'stopped-5'", &[])
-        .await
-        .unwrap();
+    let row = db.one("SELECT h.color, h.widget_prior_23d, h.widget_last_7d FROM client_tracking_health h JOIN clients c ON c.id = h.client_id WHERE c.name = 'stopped-5'").await;
     assert_eq!(
         (
             row.get::<_, String>(0),
@@ -262,9 +246,7 @@ async fn each_client_gets_exactly_the_leaf_its_signals_reach() {
 #[tokio::test]
 async fn reruns_replace_the_day_and_since_follows_the_streak() {
     let db = TestDb::new().await;
-    let f = Fixture {
-        client: db.client().await,
-    };
+    let f = Fixture { db: &db };
     let t = as_of();
     let c = f.in_prod("forms", 10, 0, t - Duration::hours(36)).await;
     let app = app(&db).await;
@@ -274,8 +256,9 @@ async fn reruns_replace_the_day_and_since_follows_the_streak() {
         let (status, body) = detect(&app, json!({ "as_of": at.to_rfc3339() })).await;
         assert_eq!(status, 200, "{body}");
     }
-    let days: i64 = f
-        .client
+    let days: i64 = db
+        .client()
+        .await
         .query_one(
             "SELECT count(*) FROM client_tracking_health_history WHERE client_id = $1",
             &[&c],
@@ -285,8 +268,9 @@ async fn reruns_replace_the_day_and_since_follows_the_streak() {
         .get(0);
     assert_eq!(days, 3, "a rerun of a day replaces it");
     // On day1 the events had not happened yet: its verdict differs, so the streak starts on day2.
-    let since: String = f
-        .client
+    let since: String = db
+        .client()
+        .await
         .query_one(
             "SELECT to_char(since, 'YYYY-MM-DD') FROM client_tracking_health WHERE client_id = $1",
             &[&c],
@@ -308,11 +292,9 @@ async fn reruns_replace_the_day_and_since_follows_the_streak() {
     .await;
     detect(&app, json!({ "as_of": t.to_rfc3339() })).await;
     assert_eq!(f.verdicts(t).await[&c], "healthy");
-    let flagged: i64 = f
-        .client
-        .query_one("SELECT count(*) FROM client_tracking_health", &[])
+    let flagged: i64 = db
+        .one("SELECT count(*) FROM client_tracking_health")
         .await
-        .unwrap()
         .get(0);
     assert_eq!(flagged, 0);
 }
@@ -320,9 +302,7 @@ async fn reruns_replace_the_day_and_since_follows_the_streak() {
 #[tokio::test]
 async fn readers_never_see_the_verdicts_empty_during_a_run() {
     let db = TestDb::new().await;
-    let f = Fixture {
-        client: db.client().await,
-    };
+    let f = Fixture { db: &db };
     for i in 0..50 {
         f.client(&format!("c{i}"), "client", true).await;
     }
@@ -358,9 +338,7 @@ async fn readers_never_see_the_verdicts_empty_during_a_run() {
 #[tokio::test]
 async fn the_nightly_cron_run_is_recorded_and_a_concurrent_click_gets_409() {
     let db = TestDb::new().await;
-    let f = Fixture {
-        client: db.client().await,
-    };
+    let f = Fixture { db: &db };
     f.client("c", "client", true).await;
     let app = app(&db).await;
     app.app
@@ -369,14 +347,9 @@ async fn the_nightly_cron_run_is_recorded_and_a_concurrent_click_gets_409() {
         .unwrap()
         .unwrap();
     let (outcome, detail): (String, Value) = {
-        let r = f
-            .client
-            .query_one(
-                "SELECT outcome, detail FROM job_runs WHERE job_name = 'detect-tracking-health'",
-                &[],
-            )
-            .await
-            .unwrap();
+        let r = db
+            .one("SELECT outcome, detail FROM job_runs WHERE job_name = 'detect-tracking-health'")
+            .await;
         (r.get(0), r.get(1))
     };
     assert_eq!(outcome, "succeeded");
@@ -384,11 +357,9 @@ async fn the_nightly_cron_run_is_recorded_and_a_concurrent_click_gets_409() {
     // A run as of now classifies from the stats it just refreshed.
     assert_eq!(detail["signals"], "mv_client_stats_30d");
     assert!(detail["refresh_ms"].as_f64().is_some() && detail["classify_ms"].as_f64().is_some());
-    let stats: i64 = f
-        .client
-        .query_one("SELECT count(*) FROM mv_client_stats_30d", &[])
+    let stats: i64 = db
+        .one("SELECT count(*) FROM mv_client_stats_30d")
         .await
-        .unwrap()
         .get(0);
     assert_eq!(stats, 1);
 
@@ -427,14 +398,11 @@ async fn detect_refuses_bad_as_of_and_bad_tokens() {
         .contains("future"));
 
     let post = |auth: Option<String>| {
-        let url = format!("{}/admin/tracking-health/detect", app.url);
-        async move {
-            let mut req = http().post(url).json(&json!({}));
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
-            req.send().await.unwrap().status().as_u16()
+        let mut req = app.post("/admin/tracking-health/detect").json(&json!({}));
+        if let Some(a) = auth {
+            req = req.auth(&a);
         }
+        req.status()
     };
     assert_eq!(post(None).await, 401);
     assert_eq!(post(Some("Bearer nonsense".into())).await, 401);
@@ -467,21 +435,18 @@ async fn detect_refuses_bad_as_of_and_bad_tokens() {
     );
     // Without a configured secret nothing is accepted.
     let open = serve_app(&db, &[]).await;
-    let res = http()
-        .post(format!("{}/admin/tracking-health/detect", open.url))
-        .header("authorization", admin_bearer())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    let status = open
+        .post("/admin/tracking-health/detect")
+        .admin()
+        .status()
+        .await;
+    assert_eq!(status, 401);
 }
 
 #[tokio::test]
 async fn the_backoffice_list_shows_badges_red_first_and_filters() {
     let db = TestDb::new().await;
-    let f = Fixture {
-        client: db.client().await,
-    };
+    let f = Fixture { db: &db };
     let t = as_of();
     f.in_prod("amber-unused", 3, 1, t - Duration::days(1)).await;
     f.in_prod("red-forms", 10, 0, t - Duration::days(1)).await;
@@ -493,16 +458,9 @@ async fn the_backoffice_list_shows_badges_red_first_and_filters() {
         200
     );
     let list = |query: &'static str| {
-        let url = format!("{}/admin/clients/tracking-health{query}", app.url);
-        async move {
-            let res = http()
-                .get(url)
-                .header("authorization", admin_bearer())
-                .send()
-                .await
-                .unwrap();
-            (res.status().as_u16(), res.json::<Value>().await.unwrap())
-        }
+        app.get(&format!("/admin/clients/tracking-health{query}"))
+            .admin()
+            .send()
     };
     let (status, all) = list("").await;
     assert_eq!(status, 200, "{all}");
@@ -547,44 +505,26 @@ async fn the_backoffice_list_shows_badges_red_first_and_filters() {
         .as_str()
         .unwrap()
         .contains("widget_stopped"));
-    let res = http()
-        .get(format!("{}/admin/clients/tracking-health", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(
+        app.get("/admin/clients/tracking-health").status().await,
+        401
+    );
 }
 
 #[tokio::test]
 async fn thresholds_follow_their_spin_variables() {
     let db = TestDb::new().await;
-    let f = Fixture {
-        client: db.client().await,
-    };
+    let f = Fixture { db: &db };
     let t = as_of();
     let c = f.in_prod("nine-chats", 9, 1, t - Duration::days(1)).await;
     let default = app(&db).await;
     detect(&default, json!({ "as_of": t.to_rfc3339() })).await;
     assert_eq!(f.verdicts(t).await[&c], "widget_not_used");
-    let lowered = serve_app(
-        &db,
-        &[
-            ("admin_jwt_secret", ADMIN_SECRET),
-            ("tracking_health_min_chats", "9"),
-        ],
-    )
-    .await;
+    let lowered = serve_admin_app(&db, &[("tracking_health_min_chats", "9")]).await;
     let (status, body) = detect(&lowered, json!({ "as_of": t.to_rfc3339() })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(f.verdicts(t).await[&c], "healthy");
-    let broken = serve_app(
-        &db,
-        &[
-            ("admin_jwt_secret", ADMIN_SECRET),
-            ("tracking_health_min_chats", "ten"),
-        ],
-    )
-    .await;
+    let broken = serve_admin_app(&db, &[("tracking_health_min_chats", "ten")]).await;
     let (status, body) = detect(&broken, json!({})).await;
     assert_eq!(status, 500);
     assert!(
@@ -599,20 +539,13 @@ async fn thresholds_follow_their_spin_variables() {
 #[tokio::test]
 async fn a_failed_run_leaves_the_previous_verdicts_and_is_recorded() {
     let db = TestDb::new().await;
-    let f = Fixture {
-        client: db.client().await,
-    };
+    let f = Fixture { db: &db };
     let c = f.client("flagged", "client", true).await;
     let app = app(&db).await;
     assert_eq!(detect(&app, json!({})).await.0, 200);
     // Make the next run fail half-way: after the day's history, while writing the verdicts.
-    f.client
-        .batch_execute(
-            "CREATE FUNCTION fail_verdicts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$;
-             CREATE TRIGGER fail_verdicts BEFORE INSERT ON client_tracking_health FOR EACH ROW EXECUTE FUNCTION fail_verdicts();",
-        )
-        .await
-        .unwrap();
+    db.exec("CREATE FUNCTION fail_verdicts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$;
+             CREATE TRIGGER fail_verdicts BEFORE INSERT ON client_tracking_health FOR EACH ROW EXECUTE FUNCTION fail_verdicts();").await;
     f.events(
         c,
         "widget_impression",
@@ -630,42 +563,27 @@ async fn a_failed_run_leaves_the_previous_verdicts_and_is_recorded() {
         .as_str()
         .unwrap()
         .contains("disk on fire"));
-    let kept: Vec<(Uuid, String)> = f
-        .client
-        .query("SELECT client_id, outcome FROM client_tracking_health", &[])
+    let kept: Vec<(Uuid, String)> = db
+        .rows("SELECT client_id, outcome FROM client_tracking_health")
         .await
-        .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(kept, vec![(c, "widget_not_in_prod".to_string())]);
-    let history: i64 = f
-        .client
-        .query_one("SELECT count(*) FROM client_tracking_health_history", &[])
+    let history: i64 = db
+        .one("SELECT count(*) FROM client_tracking_health_history")
         .await
-        .unwrap()
         .get(0);
     assert_eq!(history, 1);
-    let outcomes: Vec<String> = f
-        .client
-        .query(
+    let outcomes: Vec<String> = db
+        .column(
             "SELECT outcome FROM job_runs WHERE job_name = 'detect-tracking-health' ORDER BY id",
-            &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     assert_eq!(outcomes, vec!["succeeded", "failed"]);
-    let error: String = f
-        .client
-        .query_one(
-            "SELECT detail->>'error' FROM job_runs WHERE outcome = 'failed'",
-            &[],
-        )
+    let error: String = db
+        .one("SELECT detail->>'error' FROM job_runs WHERE outcome = 'failed'")
         .await
-        .unwrap()
         .get(0);
     assert!(error.contains("disk on fire"), "{error}");
 }
