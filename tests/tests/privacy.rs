@@ -13,56 +13,32 @@ use uuid::Uuid;
 const CRON: &str = "data-retention";
 const EMAIL: &str = "jane.doe@example.com";
 
-async fn exec(db: &TestDb, sql: &str) {
-    db.client().await.batch_execute(sql).await.unwrap();
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    db.client().await.query_one(sql, &[]).await.unwrap().get(0)
-}
-
-async fn post(app: &TestApp, path: &str, body: &Value, auth: Option<String>) -> (u16, Value) {
-    let mut req = http()
-        .post(format!("{}{path}", app.url))
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    if let Some(auth) = auth {
-        req = req.header("authorization", auth);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+async fn post(app: &TestApp, path: &str, body: &Value, admin: bool) -> (u16, Value) {
+    let call = app.post(path).json(body);
+    if admin { call.admin() } else { call }.send().await
 }
 
 async fn admin(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
-    post(app, path, body, Some(admin_bearer())).await
+    post(app, path, body, true).await
 }
 
 /// A client on shop.com in the US.
 async fn client(db: &TestDb) -> Uuid {
-    let id = Uuid::new_v4();
-    db.client()
+    ClientSpec::new()
+        .root_domain("shop.com")
+        .default_country("US")
+        .insert(db)
         .await
-        .execute(
-            "INSERT INTO clients (id, name, root_domain, default_country) VALUES ($1, 'c', 'shop.com', 'US')",
-            &[&id],
-        )
-        .await
-        .unwrap();
-    id
 }
 
 async fn meta_destination(db: &TestDb, client: Uuid) -> Uuid {
-    db.client()
-        .await
-        .query_one(
-            "INSERT INTO client_destinations (client_id, kind, config)
-             VALUES ($1, 'meta_capi', '{\"pixel_id\": \"P\", \"access_token\": \"T\"}') RETURNING id",
-            &[&client],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    destination(
+        db,
+        client,
+        "meta_capi",
+        json!({"pixel_id": "P", "access_token": "T"}),
+    )
+    .await
 }
 
 fn widget_batch(client: Uuid, visitor: &str, hours_ago: &[i64], extra: Value) -> Value {
@@ -131,8 +107,7 @@ async fn each_retention_deletes_what_is_past_its_boundary_in_bounded_batches() {
     let c = client(&db).await;
     let d = meta_destination(&db, c).await;
     // For each table, one row an hour past its period and one an hour inside it.
-    exec(
-        &db,
+    db.exec(
         &format!(
             "INSERT INTO conversion_deliveries (client_id, destination_id, destination, event_id, event_name,
                                                 event_time, event_payload, status, resolved_at, updated_at)
@@ -222,10 +197,7 @@ async fn each_retention_deletes_what_is_past_its_boundary_in_bounded_batches() {
         text(left("conversion_deliveries", "event_id")).await,
         "dead-young,pending-old,res-young"
     );
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM delivery_attempts").await,
-        1
-    );
+    assert_eq!(db.count("SELECT count(*) FROM delivery_attempts").await, 1);
     assert_eq!(
         text(left("alert_notifications", "text")).await,
         "sent-young,unsent-old"
@@ -235,7 +207,8 @@ async fn each_retention_deletes_what_is_past_its_boundary_in_bounded_batches() {
         "open,young"
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM tracking_health_checks").await,
+        db.count("SELECT count(*) FROM tracking_health_checks")
+            .await,
         1
     );
     assert_eq!(
@@ -243,18 +216,15 @@ async fn each_retention_deletes_what_is_past_its_boundary_in_bounded_batches() {
         "{\"young\": 1}"
     );
     assert_eq!(text(left("user_agents", "user_agent")).await, "young-ua");
-    assert_eq!(count(&db, "SELECT count(*) FROM leads").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM leads").await, 1);
 
     // Leads with a period: the old one goes; one batch per night at most
     // leaves the rest for the next night, and says so.
-    exec(
-        &db,
-        &format!(
-            "INSERT INTO rejected_events (client_id, received_at, event_index, field, reason, payload)
+    db.exec(&format!(
+        "INSERT INTO rejected_events (client_id, received_at, event_index, field, reason, payload)
              SELECT '{c}', now() - interval '20 days', g, 'name', 'r', jsonb_build_object('more', g)
                FROM generate_series(1, 3) g"
-        ),
-    )
+    ))
     .await;
     let app = serve_app(
         &db,
@@ -270,7 +240,7 @@ async fn each_retention_deletes_what_is_past_its_boundary_in_bounded_batches() {
     assert_eq!(detail["deleted"]["leads"], 1, "{detail}");
     assert_eq!(detail["deleted"]["rejected_events"], 2, "{detail}");
     assert_eq!(detail["unfinished"], json!(["rejected_events"]), "{detail}");
-    assert_eq!(count(&db, "SELECT count(*) FROM leads").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM leads").await, 0);
 }
 
 #[tokio::test]
@@ -278,8 +248,7 @@ async fn the_full_ip_kept_for_meta_is_dropped_once_a_delivery_is_settled() {
     let db = TestDb::new().await;
     let c = client(&db).await;
     let d = meta_destination(&db, c).await;
-    exec(
-        &db,
+    db.exec(
         &format!(
             "INSERT INTO conversion_deliveries (client_id, destination_id, destination, event_id, event_name,
                                                 event_time, event_payload, user_data)
@@ -392,19 +361,16 @@ async fn an_erase_removes_every_trace_of_the_person_keeps_the_rollups_and_is_log
         &app,
         "/v1/leads",
         &lead(c, "v-jane", "Jane.Doe@Example.com"),
-        None,
+        false,
     )
     .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(meta.count(), 1);
     // Yesterday rolled up (the real rollup function): stats and visitor rows.
-    exec(
-        &db,
-        "SELECT analytics_rollup_day(current_date - 1, ARRAY['UTC'])",
-    )
-    .await;
+    db.exec("SELECT analytics_rollup_day(current_date - 1, ARRAY['UTC'])")
+        .await;
     let stats = "SELECT coalesce(sum(unique_visitors), 0)::int8 * 1000 + coalesce(sum(events), 0)::int8 FROM widget_daily_stats";
-    let before = count(&db, stats).await;
+    let before = db.count(stats).await;
     assert!(before > 0);
     let ids = |sql: &'static str| {
         let db = &db;
@@ -454,13 +420,10 @@ async fn an_erase_removes_every_trace_of_the_person_keeps_the_rollups_and_is_log
         .filter(|(_, n)| *n > 0)
         .collect();
     assert!(left.is_empty(), "left after the erase: {left:?}");
-    assert_eq!(count(&db, stats).await, before, "rollups unchanged");
+    assert_eq!(db.count(stats).await, before, "rollups unchanged");
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM session_events WHERE person_id = 'v-bob'"
-        )
-        .await,
+        db.count("SELECT count(*) FROM session_events WHERE person_id = 'v-bob'")
+            .await,
         2
     );
     // Idempotent: again, nothing more.
@@ -501,7 +464,7 @@ async fn an_erase_removes_every_trace_of_the_person_keeps_the_rollups_and_is_log
         .execute("DELETE FROM privacy_requests", &[])
         .await;
     assert!(format!("{:?}", tamper.unwrap_err()).contains("append-only"));
-    assert_eq!(count(&db, "SELECT count(*) FROM privacy_requests").await, 3);
+    assert_eq!(db.count("SELECT count(*) FROM privacy_requests").await, 3);
 }
 
 #[tokio::test]
@@ -545,16 +508,16 @@ async fn erase_requests_without_a_person_or_for_an_unknown_client_are_refused() 
                 "{path} {body}"
             );
         }
-        let (status, _) = post(&app, path, &json!({"client_id": c, "email": EMAIL}), None).await;
+        let (status, _) = post(&app, path, &json!({"client_id": c, "email": EMAIL}), false).await;
         assert_eq!(status, 401);
     }
-    assert_eq!(count(&db, "SELECT count(*) FROM privacy_requests").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM privacy_requests").await, 0);
 }
 
 #[tokio::test]
 async fn an_erase_during_a_delivery_run_never_lets_the_cancelled_event_be_sent() {
     let db = TestDb::new().await;
-    // Meta answers after a second: the run holds the lease meanwhile.
+    // Meta answers after 3 s: the run holds the lease meanwhile.
     let meta = Fake::start(|_| {
         Reply::json(200, json!({"events_received": 1})).after(Duration::from_millis(1500))
     })
@@ -573,10 +536,10 @@ async fn an_erase_during_a_delivery_run_never_lets_the_cancelled_event_be_sent()
     meta_destination(&db, c).await;
     // Two people, each with a lead whose inline send timed out: queued.
     for (visitor, email) in [("v-a", "a@example.com"), ("v-b", "b@example.com")] {
-        let (status, body) = post(&app, "/v1/leads", &lead(c, visitor, email), None).await;
+        let (status, body) = post(&app, "/v1/leads", &lead(c, visitor, email), false).await;
         assert_eq!(status, 201, "{body}");
     }
-    exec(&db, "UPDATE conversion_deliveries SET status = 'retrying', next_retry_at = now() - interval '1 second', lease_owner = NULL, lease_expires_at = NULL").await;
+    db.exec("UPDATE conversion_deliveries SET status = 'retrying', next_retry_at = now() - interval '1 second', lease_owner = NULL, lease_expires_at = NULL").await;
     let sent_before = meta.count();
     // b is erased before the run: the run never sees it.
     let (status, _) = admin(
@@ -590,13 +553,11 @@ async fn an_erase_during_a_delivery_run_never_lets_the_cancelled_event_be_sent()
     let runner = app.app.clone();
     let run = tokio::spawn(async move { runner.run_cron("retry-failed-events", 1).await });
     let mut refused = None;
-    for _ in 0..100 {
+    for _ in 0..400 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if count(
-            &db,
-            "SELECT count(*) FROM conversion_deliveries WHERE lease_expires_at > now()",
-        )
-        .await
+        if db
+            .count("SELECT count(*) FROM conversion_deliveries WHERE lease_expires_at > now()")
+            .await
             > 0
         {
             refused = Some(
@@ -637,7 +598,7 @@ async fn an_erase_during_a_delivery_run_never_lets_the_cancelled_event_be_sent()
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        count(&db, "SELECT count(*) FROM conversion_deliveries").await,
+        db.count("SELECT count(*) FROM conversion_deliveries").await,
         0
     );
 }
@@ -684,25 +645,25 @@ async fn events_of_visitors_who_refused_consent_are_kept_without_identifiers_or_
     assert_eq!(row.get::<_, String>(5), "https://search.example/");
     assert_eq!(row.get::<_, i64>(6), 0, "no click id");
     assert_eq!(row.get::<_, String>(7), "news", "the campaign is kept");
-    assert_eq!(count(&db, "SELECT count(*) FROM widget_sessions WHERE person_id = 'v-private' OR gclid IS NOT NULL").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM widget_sessions WHERE person_id = 'v-private' OR gclid IS NOT NULL").await, 0);
     // A second batch is another anonymous visitor: nothing links the two.
     ingest(&app, &widget_batch(c, "v-private", &[1], refused.clone())).await;
     assert_eq!(
-        count(&db, "SELECT count(DISTINCT person_id) FROM session_events").await,
+        db.count("SELECT count(DISTINCT person_id) FROM session_events")
+            .await,
         2
     );
     // A consenting visitor is stored as before.
     let (status, body) = ingest(&app, &widget_batch(c, "v-ok", &[1], json!({}))).await;
     assert_eq!((status, body.get("consent_refused")), (200, None));
-    assert_eq!(count(&db, "SELECT count(*) FROM session_events WHERE person_id = 'v-ok' AND client_ip IS NOT NULL").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM session_events WHERE person_id = 'v-ok' AND client_ip IS NOT NULL").await, 1);
 
     // A client that keeps nothing of them.
-    exec(
-        &db,
-        &format!("UPDATE clients SET refused_consent_events = 'drop' WHERE id = '{c}'"),
-    )
+    db.exec(&format!(
+        "UPDATE clients SET refused_consent_events = 'drop' WHERE id = '{c}'"
+    ))
     .await;
-    let before = count(&db, "SELECT count(*) FROM session_events").await;
+    let before = db.count("SELECT count(*) FROM session_events").await;
     let (status, body) = ingest(&app, &widget_batch(c, "v-private", &[1], refused)).await;
     assert_eq!(
         (status, &body["consent_refused"]),
@@ -710,7 +671,7 @@ async fn events_of_visitors_who_refused_consent_are_kept_without_identifiers_or_
         "{body}"
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM session_events").await,
+        db.count("SELECT count(*) FROM session_events").await,
         before
     );
 }
