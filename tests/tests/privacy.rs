@@ -519,7 +519,7 @@ async fn an_erase_during_a_delivery_run_never_lets_the_cancelled_event_be_sent()
     let db = TestDb::new().await;
     // Meta answers after 3 s: the run holds the lease meanwhile.
     let meta = Fake::start(|_| {
-        Reply::json(200, json!({"events_received": 1})).after(Duration::from_millis(1500))
+        Reply::json(200, json!({"events_received": 1})).after(Duration::from_secs(3))
     })
     .await;
     let app = serve_app(
@@ -528,7 +528,7 @@ async fn an_erase_during_a_delivery_run_never_lets_the_cancelled_event_be_sent()
             ("meta_capi_base_url", &meta.url),
             ("admin_jwt_secret", ADMIN_SECRET),
             ("delivery_inline_timeout_ms", "100"),
-            ("delivery_timeout_ms", "5000"),
+            ("delivery_timeout_ms", "10000"),
         ],
     )
     .await;
