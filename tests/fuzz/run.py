@@ -144,13 +144,14 @@ def main() -> int:
         started = time.time()
         result = subprocess.run(cmd, env=env, cwd=os.path.dirname(__file__), capture_output=True, text=True)
         out = result.stdout + result.stderr
-        summary = out if result.returncode else "\n".join(out.splitlines()[-25:])
-        print(summary)
         code = result.returncode
         generator_flakes = tool_flakes(out)
+        # Everything when something failed; the tool's own summary otherwise.
+        print(out if code and not generator_flakes else "\n".join(out.splitlines()[-25:]))
         if code and generator_flakes:
-            print(f"==> {generator_flakes} error(s) above were raised inside schemathesis' own test-case generator "
-                  "(hypothesis FlakyFailure), not by the application; no check failed")
+            print(f"==> schemathesis reported {generator_flakes} error(s) raised inside its own test-case generator "
+                  "(hypothesis FlakyFailure; details in target/fuzz-report.json), not by the application; "
+                  "no check failed")
             code = 0
         operations = re.search(r"Tested:\s+(\d+)", out)
         cases = re.search(r"Test cases:\s+(\d+)", out) or re.search(r"(\d+) generated", out)

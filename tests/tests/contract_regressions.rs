@@ -445,6 +445,17 @@ async fn errors_name_the_input_at_fault() {
     )
     .await;
     assert_eq!(error(&answer), (400, Some("invalid_field"), Some("from")));
+    // Found by the fuzzer in CI: an empty key was named by an empty field,
+    // which the contract does not allow. It is named as a quoted key.
+    for path in ["/admin/tracking-health/detect", "/admin/privacy/erase"] {
+        let answer = post(&c.app, path, r#"{"": null}"#).await;
+        assert_eq!(
+            error(&answer),
+            (400, Some("invalid_field"), Some("[\"\"]")),
+            "{path}: {}",
+            answer.1
+        );
+    }
 }
 
 #[tokio::test]

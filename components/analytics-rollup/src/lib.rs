@@ -22,11 +22,10 @@ impl spin_cron::Guest for Cron {
         // "Today" is the trigger's time.
         let as_of = DateTime::<Utc>::from_timestamp(metadata.timestamp as i64, 0)
             .ok_or_else(|| spin_cron::Error::Other("bad cron timestamp".into()))?;
-        jobs::run(JOB_NAME, Trigger::Cron(metadata.timestamp), |db| {
+        jobs::run_cron(JOB_NAME, metadata.timestamp, |db| {
             job::nightly(db, as_of, &Retention::from_vars(&Vars::spin())?)
         })
-        .map(|_| ())
-        .map_err(|e| spin_cron::Error::Other(e.to_string()))
+        .map_err(spin_cron::Error::Other)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 
-use platform::jobs::{self, Trigger};
+use platform::jobs;
 use platform::vars::Vars;
 use privacy::retention::{self, Retention, JOB_NAME};
 
@@ -13,11 +13,10 @@ struct Cron;
 
 impl spin_cron::Guest for Cron {
     fn handle_cron_event(metadata: spin_cron::Metadata) -> Result<(), spin_cron::Error> {
-        jobs::run(JOB_NAME, Trigger::Cron(metadata.timestamp), |db| {
+        jobs::run_cron(JOB_NAME, metadata.timestamp, |db| {
             retention::run(db, Utc::now(), &Retention::from_vars(&Vars::spin())?)
         })
-        .map(|_| ())
-        .map_err(|e| spin_cron::Error::Other(e.to_string()))
+        .map_err(spin_cron::Error::Other)
     }
 }
 

@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use platform::db::Db;
-use platform::jobs::{self, Trigger};
+use platform::jobs;
 use platform::vars::Vars;
 use serde_json::json;
 
@@ -16,9 +16,7 @@ struct Heartbeat;
 
 impl spin_cron::Guest for Heartbeat {
     fn handle_cron_event(metadata: spin_cron::Metadata) -> Result<(), spin_cron::Error> {
-        jobs::run(JOB_NAME, Trigger::Cron(metadata.timestamp), tidy_job_runs)
-            .map(|_| ())
-            .map_err(|e| spin_cron::Error::Other(e.to_string()))
+        jobs::run_cron(JOB_NAME, metadata.timestamp, tidy_job_runs).map_err(spin_cron::Error::Other)
     }
 }
 

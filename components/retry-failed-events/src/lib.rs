@@ -21,12 +21,11 @@ struct Cron;
 
 impl spin_cron::Guest for Cron {
     fn handle_cron_event(metadata: spin_cron::Metadata) -> Result<(), spin_cron::Error> {
-        jobs::run(JOB_NAME, jobs::Trigger::Cron(metadata.timestamp), |db| {
+        jobs::run_cron(JOB_NAME, metadata.timestamp, |db| {
             let limits = Limits::from_vars(&Vars::spin())?;
             Ok(run::run(db, Trigger::Cron, &Scope::Due, &limits)?.to_json())
         })
-        .map(|_| ())
-        .map_err(|e| spin_cron::Error::Other(e.to_string()))
+        .map_err(spin_cron::Error::Other)
     }
 }
 

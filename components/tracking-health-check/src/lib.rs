@@ -19,15 +19,14 @@ struct Cron;
 impl spin_cron::Guest for Cron {
     fn handle_cron_event(metadata: spin_cron::Metadata) -> Result<(), spin_cron::Error> {
         let vars = Vars::spin();
-        jobs::run(JOB_NAME, Trigger::Cron(metadata.timestamp), |db| {
+        jobs::run_cron(JOB_NAME, metadata.timestamp, |db| {
             run_check(
                 db,
                 &Thresholds::from_vars(&vars)?,
                 &Webhook::from_vars(&vars),
             )
         })
-        .map(|_| ())
-        .map_err(|e| spin_cron::Error::Other(e.to_string()))
+        .map_err(spin_cron::Error::Other)
     }
 }
 

@@ -17,11 +17,10 @@ struct Cron;
 
 impl spin_cron::Guest for Cron {
     fn handle_cron_event(metadata: spin_cron::Metadata) -> Result<(), spin_cron::Error> {
-        jobs::run(JOB_NAME, Trigger::Cron(metadata.timestamp), |db| {
+        jobs::run_cron(JOB_NAME, metadata.timestamp, |db| {
             run_detection(db, AsOf::Now, &Thresholds::from_vars(&Vars::spin())?)
         })
-        .map(|_| ())
-        .map_err(|e| spin_cron::Error::Other(e.to_string()))
+        .map_err(spin_cron::Error::Other)
     }
 }
 

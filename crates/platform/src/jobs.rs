@@ -79,6 +79,17 @@ pub struct Report {
     pub outcome: Outcome,
 }
 
+/// [`run`] for a cron trigger firing at `timestamp`: `Err` with the reason
+/// when the run failed (a run skipped for another copy is no error).
+pub fn run_cron<F>(name: &str, timestamp: u64, work: F) -> Result<(), String>
+where
+    F: FnOnce(&Db) -> anyhow::Result<Value>,
+{
+    run(name, Trigger::Cron(timestamp), work)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Runs `work` as job `name`, recording the run in `job_runs`.
 ///
 /// `work` gets its own connection; the advisory lock is held on another.
