@@ -312,7 +312,18 @@ fn assert_same(
     }
 }
 
+/// One nightly run as of `at`. Each call is another schedule: a cron
+/// timestamp (second) the job already ran is skipped as a second replica's
+/// copy (platform::jobs), so a call in the same second as the last waits for
+/// the next one.
 async fn nightly(app: &TestApp, at: DateTime<Utc>) {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let mut at = at;
+    while at.timestamp() <= LAST.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        at = Utc::now();
+    }
+    LAST.store(at.timestamp(), std::sync::atomic::Ordering::SeqCst);
     app.app
         .run_cron(JOB, at.timestamp() as u64)
         .await

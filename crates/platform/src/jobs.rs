@@ -6,6 +6,15 @@
 //!   when each job last ran and whether it failed);
 //! - takes a per-job Postgres advisory lock on a second connection, so two
 //!   copies never run at once: the later one is recorded as `skipped`;
+//! - under the lock, a cron run of a schedule that already succeeded (a
+//!   `succeeded` cron run of the job with the same scheduled second) is
+//!   recorded as `skipped` as well: every replica fires every schedule, at
+//!   slightly different instants, and a fast job may be over before the
+//!   next replica tries, yet the schedule must run once. A timestamp more
+//!   than [`REPLAY_AFTER_SECONDS`] from now is a deliberate replay
+//!   (`spin-local cron --timestamp`) and always runs;
+//! - records its outcome before it releases the lock, so a run that takes
+//!   the lock next sees it;
 //! - records its outcome (`succeeded` with the job's detail, or `failed` with
 //!   the error) and returns the error, so the trigger logs a failure.
 //!
@@ -30,6 +39,10 @@ pub const LOCK_IDLE_TIMEOUT: &str = "60min";
 /// statements over whole tables (a day's rollup, a partition drop, a view
 /// refresh), longer than the database default of two minutes allows.
 pub const JOB_STATEMENT_TIMEOUT: &str = "30min";
+
+/// A cron timestamp further than this from the database's clock is a
+/// replay asked for by hand, not a schedule that replicas fire together.
+pub const REPLAY_AFTER_SECONDS: i64 = 3600;
 
 /// How a job run was started, as recorded in `job_runs.trigger`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +151,35 @@ where
         }
     }
 
+    if let Trigger::Cron(scheduled) = trigger {
+        match already_ran(&conn, name, run_id, scheduled) {
+            Ok(false) => {}
+            Ok(true) => {
+                let recorded = finish(
+                    &conn,
+                    run_id,
+                    "skipped",
+                    &json!({ "reason": "another instance already ran this schedule" }),
+                );
+                let _ = lock_conn.execute("COMMIT", &[]);
+                recorded.map_err(|e| JobError::db(name, e))?;
+                return Ok(Report {
+                    run_id,
+                    outcome: Outcome::Skipped,
+                });
+            }
+            Err(e) => {
+                let _ = lock_conn.execute("COMMIT", &[]);
+                return fail(
+                    &conn,
+                    run_id,
+                    name,
+                    anyhow::Error::new(e).context("schedule check"),
+                );
+            }
+        }
+    }
+
     let result = conn
         .execute(
             "SELECT set_config('statement_timeout', $1, false)",
@@ -145,18 +187,37 @@ where
         )
         .map_err(anyhow::Error::new)
         .and_then(|_| work(&conn));
-    // Release the lock whatever happened; closing the connection would too.
-    let _ = lock_conn.execute("COMMIT", &[]);
-    match result {
-        Ok(detail) => {
-            finish(&conn, run_id, "succeeded", &detail).map_err(|e| JobError::db(name, e))?;
-            Ok(Report {
+    // The outcome is recorded before the lock is released, so the next
+    // holder sees it; then the lock goes whatever happened (closing the
+    // connection would release it too).
+    let report = match result {
+        Ok(detail) => finish(&conn, run_id, "succeeded", &detail)
+            .map_err(|e| JobError::db(name, e))
+            .map(|()| Report {
                 run_id,
                 outcome: Outcome::Succeeded(detail),
-            })
-        }
+            }),
         Err(e) => fail(&conn, run_id, name, e),
-    }
+    };
+    let _ = lock_conn.execute("COMMIT", &[]);
+    report
+}
+
+/// Whether another cron run of this job for the same scheduled second has
+/// succeeded (never for a replay: see [`REPLAY_AFTER_SECONDS`]).
+fn already_ran(conn: &Db, name: &str, run_id: i64, scheduled: u64) -> Result<bool, DbError> {
+    conn.value(
+        "SELECT abs(extract(epoch FROM now()) - $3::bigint) <= $4::bigint
+                AND EXISTS (SELECT 1 FROM job_runs
+                             WHERE job_name = $1 AND trigger = 'cron' AND outcome = 'succeeded'
+                               AND id <> $2 AND scheduled_at = to_timestamp($3::bigint)) AS ran",
+        &[
+            name.to_string().into(),
+            run_id.into(),
+            ParameterValue::Int64(scheduled as i64),
+            ParameterValue::Int64(REPLAY_AFTER_SECONDS),
+        ],
+    )
 }
 
 fn start(conn: &Db, name: &str, trigger: Trigger) -> Result<i64, DbError> {
