@@ -1630,7 +1630,7 @@ CREATE TABLE public.client_destinations (
     config jsonb DEFAULT '{}'::jsonb NOT NULL,
     enabled boolean DEFAULT true NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT client_destinations_kind_check CHECK ((kind = ANY (ARRAY['meta_capi'::text, 'google_ec'::text, 'gtm_server'::text, 'webhook'::text])))
+    CONSTRAINT client_destinations_kind_check CHECK ((kind = ANY (ARRAY['meta_capi'::text, 'google_ec'::text, 'google_dm'::text, 'gtm_server'::text, 'webhook'::text])))
 );
 
 
@@ -1723,7 +1723,7 @@ CREATE TABLE public.conversion_deliveries (
     lease_expires_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT conversion_deliveries_destination_check CHECK ((destination = ANY (ARRAY['meta_capi'::text, 'google_ec'::text, 'gtm_server'::text, 'webhook'::text]))),
+    CONSTRAINT conversion_deliveries_destination_check CHECK ((destination = ANY (ARRAY['meta_capi'::text, 'google_ec'::text, 'google_dm'::text, 'gtm_server'::text, 'webhook'::text]))),
     CONSTRAINT conversion_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'resolved'::text, 'dead_letter'::text])))
 );
 
@@ -1980,6 +1980,20 @@ CREATE MATERIALIZED VIEW public.mv_client_stats_30d AS
     (EXTRACT(epoch FROM now()))::bigint AS refreshed_at_epoch
    FROM public.client_tracking_signals(now()) s(client_id, widget_visitors_30d, conversation_visitors_30d, form_submits_30d, widget_prior_23d, widget_last_7d)
   WITH NO DATA;
+
+
+--
+-- Name: oauth_tokens; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.oauth_tokens (
+    destination_id uuid NOT NULL,
+    access_token text,
+    expires_at timestamp with time zone,
+    refreshed_at timestamp with time zone,
+    refreshing_until timestamp with time zone,
+    revoked_sha256 text
+);
 
 
 --
@@ -2429,6 +2443,14 @@ ALTER TABLE ONLY public.leads
 
 ALTER TABLE ONLY public.leads
     ADD CONSTRAINT leads_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: oauth_tokens oauth_tokens_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_tokens
+    ADD CONSTRAINT oauth_tokens_pkey PRIMARY KEY (destination_id);
 
 
 --
@@ -2940,6 +2962,14 @@ ALTER TABLE ONLY public.delivery_attempts
 
 ALTER TABLE ONLY public.leads
     ADD CONSTRAINT leads_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id);
+
+
+--
+-- Name: oauth_tokens oauth_tokens_destination_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.oauth_tokens
+    ADD CONSTRAINT oauth_tokens_destination_id_fkey FOREIGN KEY (destination_id) REFERENCES public.client_destinations(id) ON DELETE CASCADE;
 
 
 --

@@ -115,7 +115,7 @@ async fn the_cron_sends_due_events_of_one_pixel_in_one_request() {
         .unwrap()
         .unwrap();
     assert_eq!(fake.count(), 1);
-    assert_eq!(fake.requests()[0].path, "/v21.0/PX/events");
+    assert_eq!(fake.requests()[0].path, "/v26.0/PX/events");
     assert_eq!(received(&fake).len(), 249);
     assert_eq!(db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved' AND resolved_at IS NOT NULL AND lease_owner IS NULL").await, 249);
     assert_eq!(

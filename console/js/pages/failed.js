@@ -10,7 +10,7 @@ const STATUSES = {
   dead_letter: { tone: 'red', text: 'Dead letter' },
   resolved: { tone: 'green', text: 'Resolved' },
 };
-const DESTINATIONS = ['meta_capi', 'google_ec', 'gtm_server', 'webhook'];
+const DESTINATIONS = ['meta_capi', 'google_dm', 'google_ec', 'gtm_server', 'webhook'];
 
 const status = (st) => STATUSES[st] || { tone: 'grey', text: st };
 

@@ -1,10 +1,14 @@
 //! Server-side Google Tag Manager, through its GA4 Measurement Protocol
 //! client: `POST {url}/mp/collect?measurement_id=..&api_secret=..` with
 //! `{client_id, events, user_data}`. One request per visitor.
+//!
+//! The Measurement Protocol answers 2xx even for malformed events, so a 2xx
+//! proves nothing: each event is checked against its limits before it is
+//! sent (`invalid`), and the test send uses the validation endpoint.
 
 use serde_json::{json, Value};
 
-use super::{optional, required, ConfigError, Kind, Queued};
+use super::{encode, optional, required, ConfigError, Kind, Queued};
 use platform::outbound::HttpRequest;
 
 pub(crate) fn request(config: &Value, events: &[Queued]) -> Result<HttpRequest, ConfigError> {
@@ -37,14 +41,53 @@ pub(crate) fn request(config: &Value, events: &[Queued]) -> Result<HttpRequest, 
     })
 }
 
-/// Percent-encodes a query value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// GA4 takes event timestamps up to 72 hours back.
+pub const DEADLINE_SECS: i64 = 72 * 3600;
+/// The Measurement Protocol's limits.
+const MAX_NAME: usize = 40;
+const MAX_PARAMS: usize = 25;
+const MAX_PARAM_VALUE: usize = 100;
+const MAX_BODY: usize = 130 * 1024;
+
+fn valid_name(name: &str) -> bool {
+    name.len() <= MAX_NAME
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Why GA4 would drop this event (silently, with a 2xx), or None.
+pub(crate) fn invalid(e: &Queued) -> Option<String> {
+    if !valid_name(&e.event_name) {
+        return Some(format!(
+            "event name {:?}: GA4 takes letters, digits and _ (a letter first), at most {MAX_NAME}",
+            e.event_name
+        ));
+    }
+    let params = e.event_payload["params"].as_object();
+    // event_id is added at send time.
+    let count = params.map_or(0, |p| p.len() + usize::from(!p.contains_key("event_id")));
+    if count > MAX_PARAMS {
+        return Some(format!(
+            "{count} parameters; GA4 takes at most {MAX_PARAMS}"
+        ));
+    }
+    for (k, v) in params.into_iter().flatten() {
+        if !valid_name(k) {
+            return Some(format!("parameter name {k:?} is not a valid GA4 name"));
+        }
+        if v.as_str()
+            .is_some_and(|s| s.chars().count() > MAX_PARAM_VALUE)
+        {
+            return Some(format!(
+                "parameter {k} is longer than {MAX_PARAM_VALUE} characters"
+            ));
+        }
+    }
+    let size = e.event_payload.to_string().len() + e.user_data.to_string().len();
+    if size >= MAX_BODY {
+        return Some(format!(
+            "{size} bytes; a GA4 request must stay under {MAX_BODY}"
+        ));
+    }
+    None
 }

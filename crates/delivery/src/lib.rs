@@ -12,28 +12,36 @@ use platform::ApiError;
 use serde_json::Value;
 
 pub mod bisect;
+pub mod datamanager;
 mod google;
 mod gtm;
 pub mod inline;
 mod meta;
+pub mod oauth;
 pub mod outbox;
 pub mod retry;
 pub mod run;
+pub mod test_send;
 mod webhook;
 
 /// The kinds of `client_destinations`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     MetaCapi,
+    /// Legacy: Google Ads API `uploadClickConversions`, closed to new
+    /// adopters in June 2026; kept for accounts already allowlisted.
     GoogleEc,
+    /// Google Data Manager API `events:ingest`.
+    GoogleDm,
     GtmServer,
     Webhook,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::MetaCapi,
         Kind::GoogleEc,
+        Kind::GoogleDm,
         Kind::GtmServer,
         Kind::Webhook,
     ];
@@ -42,6 +50,7 @@ impl Kind {
         match self {
             Kind::MetaCapi => "meta_capi",
             Kind::GoogleEc => "google_ec",
+            Kind::GoogleDm => "google_dm",
             Kind::GtmServer => "gtm_server",
             Kind::Webhook => "webhook",
         }
@@ -64,6 +73,9 @@ pub struct Endpoints {
     pub meta_api_version: String,
     pub google_ads_base_url: String,
     pub google_ads_api_version: String,
+    pub google_datamanager_base_url: String,
+    /// The OAuth token endpoint is `{google_oauth_base_url}/token`.
+    pub google_oauth_base_url: String,
 }
 
 impl Endpoints {
@@ -74,6 +86,8 @@ impl Endpoints {
             meta_api_version: vars.text("meta_capi_api_version")?,
             google_ads_base_url: vars.text("google_ads_base_url")?,
             google_ads_api_version: vars.text("google_ads_api_version")?,
+            google_datamanager_base_url: vars.text("google_datamanager_base_url")?,
+            google_oauth_base_url: vars.text("google_oauth_base_url")?,
         })
     }
 }
@@ -144,25 +158,30 @@ pub fn max_batch(kind: Kind) -> usize {
         Kind::MetaCapi => 1000,
         // uploadClickConversions takes up to 2,000 conversions per request.
         Kind::GoogleEc => 2000,
+        Kind::GoogleDm => datamanager::MAX_EVENTS,
         // A Measurement Protocol request describes one user (client_id).
         Kind::GtmServer => 1,
-        Kind::Webhook => 100,
+        // Standard Webhooks: one message per conversion, its webhook-id the
+        // row's, so receivers deduplicate on it.
+        Kind::Webhook => 1,
     }
 }
 
 /// The request delivering `events` (at most `max_batch(kind)`, all for one
-/// destination) with the destination's `config`.
+/// destination) with the destination's `config`, sent at `now` (Unix seconds).
 pub fn request(
     kind: Kind,
     config: &Value,
     endpoints: &Endpoints,
     events: &[Queued],
+    now: i64,
 ) -> Result<HttpRequest, ConfigError> {
     match kind {
         Kind::MetaCapi => meta::request(config, endpoints, events),
         Kind::GoogleEc => google::request(config, endpoints, events),
+        Kind::GoogleDm => datamanager::request(config, endpoints, events, false),
         Kind::GtmServer => gtm::request(config, events),
-        Kind::Webhook => webhook::request(config, events),
+        Kind::Webhook => webhook::request(config, events, now),
     }
 }
 
@@ -172,6 +191,11 @@ pub fn classify(kind: Kind, response: &HttpResponse) -> Outcome {
     let excerpt: String = body.chars().take(500).collect();
     let error = format!("HTTP {}: {excerpt}", response.status);
     let after = response.header("retry-after").and_then(retry_after);
+    if kind == Kind::GoogleDm {
+        if let Some(outcome) = datamanager::classify_error(response.status, error.clone()) {
+            return outcome;
+        }
+    }
     match response.status {
         200..=299 => match kind {
             Kind::GoogleEc => google::classify_success(&body),
@@ -182,6 +206,12 @@ pub fn classify(kind: Kind, response: &HttpResponse) -> Outcome {
         400 if kind == Kind::MetaCapi && meta::is_transient(&body) => {
             Outcome::Retry { error, after }
         }
+        // Standard Webhooks: a receiver answering 410 wants no more messages;
+        // the run disables the destination (`gone`).
+        410 if kind == Kind::Webhook => Outcome::DeadLetter {
+            reason: "gone".into(),
+            error,
+        },
         // Request timeout and conflicts in progress: try again.
         408 | 409 | 425 => Outcome::Retry { error, after },
         _ => Outcome::DeadLetter {
@@ -214,10 +244,45 @@ fn retry_after(v: &str) -> Option<Duration> {
         .map(|s| Duration::from_secs(s.min(24 * 3600)))
 }
 
-/// Meta rejects events whose event_time is more than 7 days old; such rows are
+/// How old an event may be when it reaches the platform: Meta refuses
+/// events more than 7 days old (one would fail the whole request); Google
+/// imports click conversions up to 90 days after the click; the GA4
+/// Measurement Protocol takes timestamps up to 72 hours back. None: no limit.
+pub fn deadline(kind: Kind) -> Option<i64> {
+    match kind {
+        Kind::MetaCapi => Some(7 * 24 * 3600),
+        Kind::GoogleEc | Kind::GoogleDm => Some(datamanager::DEADLINE_SECS),
+        Kind::GtmServer => Some(gtm::DEADLINE_SECS),
+        Kind::Webhook => None,
+    }
+}
+
+/// Whether an event is past its platform's deadline: such rows are
 /// dead-lettered as `expired` without being sent.
 pub fn expired(kind: Kind, event_time: i64, now: i64) -> bool {
-    kind == Kind::MetaCapi && now - event_time > 7 * 24 * 3600
+    deadline(kind).is_some_and(|d| now - event_time > d)
+}
+
+/// Why the platform would refuse this event (and with it the whole
+/// request), checked before it joins a batch; None when it may be sent.
+pub fn invalid(kind: Kind, event: &Queued, now: i64) -> Option<String> {
+    match kind {
+        Kind::GoogleDm => datamanager::invalid(event, now),
+        Kind::GtmServer => gtm::invalid(event),
+        _ => None,
+    }
+}
+
+/// Percent-encodes a query or form value.
+pub(crate) fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Config keys holding secrets.
@@ -226,6 +291,7 @@ const SECRET_KEYS: &[&str] = &[
     "developer_token",
     "api_secret",
     "secret",
+    "secrets",
     "refresh_token",
     "client_secret",
     "password",
@@ -255,5 +321,7 @@ pub fn redact(config: &Value) -> Value {
     }
 }
 
+#[cfg(test)]
+mod schema_check;
 #[cfg(test)]
 mod tests;

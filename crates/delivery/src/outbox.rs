@@ -1,7 +1,8 @@
 //! The outbox as the backoffice sees it: `GET /admin/failed-events` (filters,
 //! keyset pages, counts per status, credentials redacted) and what
-//! `POST /admin/failed-events/retry` may retry (`retry_all`, or named rows,
-//! dead letters re-queued first).
+//! `POST /admin/failed-events/retry` may retry (`retry_all`, named rows, or a
+//! replay by filters; dead letters re-queued first, events past their
+//! platform's deadline reported and left alone).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -129,20 +130,113 @@ pub fn list(db: &Db, q: &ListQuery) -> Result<Value, ApiError> {
 /// The most rows one click may name.
 pub const MAX_IDS: usize = 1000;
 
+/// The most rows one replay re-queues.
+pub const MAX_REPLAY: i64 = 1000;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RetryBody {
     retry_all: Option<bool>,
     ids: Option<Vec<i64>>,
+    replay: Option<ReplayBody>,
 }
 
-/// What the retry button asks for: `{"retry_all": true}` or `{"ids": [...]}`.
-pub fn retry_scope(body: &[u8]) -> Result<Scope, ApiError> {
-    const SHAPE: &str = r#"the body must be {"retry_all": true} or {"ids": [<delivery id>, ...]}"#;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    client_id: Option<String>,
+    destination_id: Option<String>,
+    status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A replay's filters, checked: rows not resolved, of this client and
+/// destination, in this status, with `from <= event_time < to` (Unix
+/// seconds), the oldest first, at most `limit`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    pub client_id: Option<String>,
+    pub destination_id: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: i64,
+}
+
+/// What the retry button asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetryRequest {
+    /// `{"retry_all": true}` or `{"ids": [...]}`.
+    Run(Scope),
+    /// `{"replay": {filters}}`.
+    Replay(Replay),
+}
+
+fn instant(field: &str, v: Option<String>) -> Result<Option<i64>, ApiError> {
+    v.map(|v| {
+        chrono::DateTime::parse_from_rfc3339(&v)
+            .map(|t| t.timestamp())
+            .map_err(|_| ApiError::invalid(field, format!("{field} must be an RFC 3339 instant")))
+    })
+    .transpose()
+}
+
+fn replay(r: ReplayBody) -> Result<Replay, ApiError> {
+    let uuid = |field: &str, v: Option<String>| {
+        v.map(|v| {
+            platform::ids::parse_uuid(&v)
+                .ok_or_else(|| ApiError::invalid(field, format!("{field} must be a UUID")))
+        })
+        .transpose()
+    };
+    let status = r
+        .status
+        .map(|s| match DeliveryStatus::parse(&s) {
+            Some(DeliveryStatus::Resolved) | None => Err(ApiError::invalid(
+                "replay.status",
+                "replay.status must be pending, retrying or dead_letter",
+            )),
+            Some(st) => Ok(st),
+        })
+        .transpose()?;
+    let from = instant("replay.from", r.from)?;
+    let to = instant("replay.to", r.to)?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f >= t {
+            return Err(ApiError::invalid(
+                "replay.to",
+                "replay.to must be after replay.from",
+            ));
+        }
+    }
+    let limit = r.limit.unwrap_or(MAX_REPLAY);
+    if !(1..=MAX_REPLAY).contains(&limit) {
+        return Err(ApiError::invalid(
+            "replay.limit",
+            format!("replay.limit must be from 1 to {MAX_REPLAY}"),
+        ));
+    }
+    Ok(Replay {
+        client_id: uuid("replay.client_id", r.client_id)?,
+        destination_id: uuid("replay.destination_id", r.destination_id)?,
+        status,
+        from,
+        to,
+        limit,
+    })
+}
+
+/// What the retry button asks for: `{"retry_all": true}`, `{"ids": [...]}`
+/// or `{"replay": {client_id?, destination_id?, status?, from?, to?, limit?}}`.
+pub fn retry_scope(body: &[u8]) -> Result<RetryRequest, ApiError> {
+    const SHAPE: &str = r#"the body must be {"retry_all": true}, {"ids": [<delivery id>, ...]} or {"replay": {filters}}"#;
     let body: RetryBody = platform::json::parse_body(body)?;
-    match (body.retry_all, body.ids) {
-        (Some(true), None) => Ok(Scope::All),
-        (None, Some(ids)) => {
+    match (body.retry_all, body.ids, body.replay) {
+        (None, None, Some(r)) => Ok(RetryRequest::Replay(replay(r)?)),
+        (Some(true), None, None) => Ok(RetryRequest::Run(Scope::All)),
+        (None, Some(ids), None) => {
             if ids.is_empty() || ids.len() > MAX_IDS {
                 return Err(ApiError::invalid(
                     "ids",
@@ -158,9 +252,9 @@ pub fn retry_scope(body: &[u8]) -> Result<Scope, ApiError> {
             let mut ids = ids;
             ids.sort_unstable();
             ids.dedup();
-            Ok(Scope::Ids(ids))
+            Ok(RetryRequest::Run(Scope::Ids(ids)))
         }
-        (Some(false), None) => Err(ApiError::invalid(
+        (Some(false), None, None) => Err(ApiError::invalid(
             "retry_all",
             "retry_all must be true (or send ids)",
         )),
@@ -216,10 +310,82 @@ pub fn check_and_requeue(db: &Db, ids: &[i64]) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[derive(Deserialize)]
+struct Matched {
+    id: i64,
+    destination: String,
+    event_time: f64,
+}
+
+const REPLAY: &str = "
+SELECT id, destination, extract(epoch FROM event_time)::float8 AS event_time
+  FROM conversion_deliveries
+ WHERE status <> 'resolved'
+   AND ($1::text IS NULL OR client_id = $1::text::uuid)
+   AND ($2::text IS NULL OR destination_id = $2::text::uuid)
+   AND ($3::text IS NULL OR status = $3::text)
+   AND ($4::float8 IS NULL OR event_time >= to_timestamp($4::float8))
+   AND ($5::float8 IS NULL OR event_time < to_timestamp($5::float8))
+ ORDER BY event_time, id
+ LIMIT $6::int8";
+
+/// A replay: the matching rows past their platform's deadline are counted
+/// and left as they are; the others (dead letters re-queued) go through the
+/// same run as the button.
+fn replay_now(db: &Db, r: &Replay, limits: &Limits) -> Result<Value, ApiError> {
+    let instant = |v: Option<i64>| {
+        v.map_or(ParameterValue::DbNull, |t| {
+            ParameterValue::Floating64(t as f64)
+        })
+    };
+    let matched: Vec<Matched> = db.rows(
+        REPLAY,
+        &[
+            text(r.client_id.as_deref()),
+            text(r.destination_id.as_deref()),
+            text(r.status.map(DeliveryStatus::as_str)),
+            instant(r.from),
+            instant(r.to),
+            ParameterValue::Int64(r.limit),
+        ],
+    )?;
+    let now = chrono::Utc::now().timestamp();
+    let (expired, ids): (Vec<&Matched>, Vec<&Matched>) = matched.iter().partition(|m| {
+        Kind::parse(&m.destination).is_some_and(|k| crate::expired(k, m.event_time as i64, now))
+    });
+    let ids: Vec<i64> = ids.iter().map(|m| m.id).collect();
+    let mut body = if ids.is_empty() {
+        run::Summary::default().to_json()
+    } else {
+        let list = ParameterValue::Str(join(&ids).replace(", ", ","));
+        let requeued: Vec<Value> = db.rows(
+            "SELECT id FROM requeue_dead_letters(string_to_array($1::text, ',')::bigint[])",
+            std::slice::from_ref(&list),
+        )?;
+        let summary = run::run(db, Trigger::Manual, &Scope::Ids(ids.clone()), limits)?;
+        let mut body = summary.to_json();
+        body["requeued"] = json!(requeued.len());
+        body["not_claimed"] = json!(ids
+            .len()
+            .saturating_sub(summary.processed + summary.released));
+        body
+    };
+    body["matched"] = json!(matched.len());
+    body["expired"] = json!(expired.len());
+    if body.get("requeued").is_none() {
+        body["requeued"] = json!(0);
+    }
+    Ok(body)
+}
+
 /// The retry button: re-queues named dead letters, then the same run as the
 /// cron for what was asked. `not_claimed`: named rows another run holds
 /// right now (it delivers them) or whose destination is disabled.
-pub fn retry_now(db: &Db, scope: &Scope, limits: &Limits) -> Result<Value, ApiError> {
+pub fn retry_now(db: &Db, request: &RetryRequest, limits: &Limits) -> Result<Value, ApiError> {
+    let scope = match request {
+        RetryRequest::Replay(r) => return replay_now(db, r, limits),
+        RetryRequest::Run(scope) => scope,
+    };
     if let Scope::Ids(ids) = scope {
         check_and_requeue(db, ids)?;
     }
@@ -258,10 +424,13 @@ mod tests {
 
     #[test]
     fn the_retry_button_takes_all_or_named_rows() {
-        assert_eq!(retry_scope(br#"{"retry_all": true}"#).unwrap(), Scope::All);
+        assert_eq!(
+            retry_scope(br#"{"retry_all": true}"#).unwrap(),
+            RetryRequest::Run(Scope::All)
+        );
         assert_eq!(
             retry_scope(br#"{"ids": [3, 1, 3]}"#).unwrap(),
-            Scope::Ids(vec![1, 3])
+            RetryRequest::Run(Scope::Ids(vec![1, 3]))
         );
         let field = |b: &[u8]| retry_scope(b).unwrap_err().field;
         assert_eq!(field(br#"{"ids": []}"#).as_deref(), Some("ids"));
@@ -279,5 +448,62 @@ mod tests {
         assert_eq!(retry_scope(b"nope").unwrap_err().code, "malformed_json");
         assert_eq!(field(br#"{"ids": ["x"]}"#).as_deref(), Some("ids[0]"));
         assert_eq!(field(br#"{"retryAll": true}"#).as_deref(), Some("retryAll"));
+    }
+
+    #[test]
+    fn a_replay_takes_checked_filters() {
+        let r = retry_scope(
+            br#"{"replay": {"client_id": "6F1C0B8E-1111-4222-8333-944445555666", "status": "dead_letter",
+                            "from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00+01:00", "limit": 10}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            RetryRequest::Replay(Replay {
+                client_id: Some("6f1c0b8e-1111-4222-8333-944445555666".into()),
+                destination_id: None,
+                status: Some(DeliveryStatus::DeadLetter),
+                from: Some(1_793_491_200),
+                to: Some(1_793_574_000),
+                limit: 10,
+            })
+        );
+        let RetryRequest::Replay(all) = retry_scope(br#"{"replay": {}}"#).unwrap() else {
+            panic!("a replay");
+        };
+        assert_eq!(all.limit, MAX_REPLAY);
+        let field = |b: &[u8]| retry_scope(b).unwrap_err().field;
+        for (body, f) in [
+            (
+                &br#"{"replay": {"status": "resolved"}}"#[..],
+                "replay.status",
+            ),
+            (br#"{"replay": {"client_id": "x"}}"#, "replay.client_id"),
+            (
+                br#"{"replay": {"destination_id": "x"}}"#,
+                "replay.destination_id",
+            ),
+            (br#"{"replay": {"from": "yesterday"}}"#, "replay.from"),
+            (
+                br#"{"replay": {"from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00Z"}}"#,
+                "replay.to",
+            ),
+            (br#"{"replay": {"limit": 0}}"#, "replay.limit"),
+            (br#"{"replay": {"limit": 1001}}"#, "replay.limit"),
+        ] {
+            assert_eq!(
+                field(body).as_deref(),
+                Some(f),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(field(br#"{"replay": {"colour": "red"}}"#).is_some());
+        assert_eq!(
+            retry_scope(br#"{"replay": {}, "retry_all": true}"#)
+                .unwrap_err()
+                .code,
+            "invalid_body"
+        );
     }
 }

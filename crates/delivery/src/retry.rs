@@ -124,6 +124,30 @@ pub fn transition(
     }
 }
 
+/// A retry that would come after the event's platform deadline (`deadline`
+/// seconds after `event_time`) cannot succeed: the row is dead-lettered at
+/// once as `expired` instead of failing a later batch.
+pub fn within_deadline(
+    t: Transition,
+    event_time: i64,
+    now: i64,
+    deadline: Option<i64>,
+) -> Transition {
+    match (t.status, t.retry_in, deadline) {
+        (DeliveryStatus::Retrying, Some(wait), Some(d))
+            if now + wait.as_secs() as i64 > event_time + d =>
+        {
+            Transition {
+                status: DeliveryStatus::DeadLetter,
+                retry_in: None,
+                dead_letter_reason: Some("expired".into()),
+                ..t
+            }
+        }
+        _ => t,
+    }
+}
+
 /// A number in [0, 1) for backoff jitter.
 pub fn jitter() -> f64 {
     (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0
@@ -193,6 +217,26 @@ mod tests {
             transition(&Outcome::Resolved, Trigger::Cron, 1, 5, 0.0).status,
             DeliveryStatus::Resolved
         );
+    }
+
+    #[test]
+    fn a_retry_past_the_platforms_deadline_is_expired_now() {
+        let now = 1_700_000_000;
+        let week = 7 * 24 * 3600;
+        // Due in 10 minutes; the event turns 7 days old in 5: expired now.
+        let t = transition(&retry(None), Trigger::Cron, 0, 5, 0.0);
+        let late = within_deadline(t.clone(), now - week + 300, now, Some(week));
+        assert_eq!(late.status, DeliveryStatus::DeadLetter);
+        assert_eq!(late.dead_letter_reason.as_deref(), Some("expired"));
+        assert_eq!((late.retry_in, late.retry_count), (None, 1));
+        // Due before the deadline, or no deadline: unchanged.
+        assert_eq!(
+            within_deadline(t.clone(), now - week + 900, now, Some(week)),
+            t
+        );
+        assert_eq!(within_deadline(t.clone(), now - 10 * week, now, None), t);
+        let done = transition(&Outcome::Resolved, Trigger::Cron, 0, 5, 0.0);
+        assert_eq!(within_deadline(done.clone(), 0, now, Some(week)), done);
     }
 
     #[test]

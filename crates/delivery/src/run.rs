@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue;
 
 use crate::bisect::{self, EventOutcome, Sent};
-use crate::retry::{jitter, result_json, transition, DeliveryStatus, Trigger};
-use crate::{Endpoints, Kind, Outcome, Queued};
+use crate::retry::{jitter, result_json, transition, within_deadline, DeliveryStatus, Trigger};
+use crate::{oauth, Endpoints, Kind, Outcome, Queued};
 use platform::db::{Db, DbError};
 use platform::outbound;
 use platform::vars::Vars;
@@ -108,6 +108,8 @@ SELECT id, destination_id::text AS destination_id, destination, config, event_id
                         string_to_array($5::text, ',')::bigint[], to_timestamp($6::float8))";
 const RECORD: &str =
     "SELECT id, status FROM record_delivery_outcomes($1::text::uuid, $2::text, $3::jsonb)";
+/// A webhook destination whose receiver answered 410 Gone.
+const DISABLE: &str = "UPDATE client_destinations SET enabled = false WHERE id = $1::text::uuid";
 const RELEASE: &str = "SELECT release_deliveries($1::text::uuid) AS released";
 
 fn claim(
@@ -218,22 +220,59 @@ pub fn run(
                             outcomes.push(dead(c.event.id, "config", "unknown destination kind"))
                         }
                         Some(k) if crate::expired(k, c.event.event_time, now) => {
-                            outcomes.push(dead(
-                                c.event.id,
-                                "expired",
-                                "event_time is more than 7 days old: Meta would reject it",
-                            ))
+                            outcomes.push(dead(c.event.id, "expired", &expired_error(k)))
                         }
-                        Some(_) => sendable.push(c.event.clone()),
+                        Some(k) => match crate::invalid(k, &c.event, now) {
+                            Some(why) => outcomes.push(dead(c.event.id, "invalid", &why)),
+                            None => sendable.push(c.event.clone()),
+                        },
                     }
                 }
+                let destination_id = &rows[0].destination_id;
+                let config = match kind {
+                    Some(k) if !sendable.is_empty() && time_left() => prepare(
+                        conn,
+                        destination_id,
+                        k,
+                        &rows[0].config,
+                        &limits.endpoints,
+                        limits.request_timeout,
+                    ),
+                    _ => Ok(rows[0].config.clone()),
+                };
+                let config = match config {
+                    Ok(config) => config,
+                    Err(outcome) => {
+                        outcomes.extend(sendable.drain(..).map(|e| EventOutcome {
+                            id: e.id,
+                            sent: Sent {
+                                outcome: outcome.clone(),
+                                http_status: None,
+                                latency_ms: 0,
+                            },
+                        }));
+                        rows[0].config.clone()
+                    }
+                };
                 if let Some(kind) = kind {
                     for batch in sendable.chunks(crate::max_batch(kind)) {
+                        // A receiver that answered 410 gets nothing more: the
+                        // rest are kept as dead letters for a replay.
+                        if outcomes.iter().any(is_gone) {
+                            outcomes.extend(batch.iter().map(|e| {
+                                dead(
+                                    e.id,
+                                    "gone",
+                                    "the receiver answered 410 Gone: destination disabled",
+                                )
+                            }));
+                            continue;
+                        }
                         let mut send = |events: &[Queued]| {
                             summary.requests += 1;
                             send_batch(
                                 kind,
-                                &rows[0].config,
+                                &config,
                                 &limits.endpoints,
                                 events,
                                 limits.request_timeout,
@@ -245,18 +284,37 @@ pub fn run(
                 if outcomes.is_empty() {
                     continue;
                 }
-                let counts: BTreeMap<i64, (i32, i32)> = rows
+                let counts: BTreeMap<i64, (i32, i32, i64)> = rows
                     .iter()
-                    .map(|c| (c.event.id, (c.retry_count, c.max_retries)))
+                    .map(|c| {
+                        (
+                            c.event.id,
+                            (c.retry_count, c.max_retries, c.event.event_time),
+                        )
+                    })
                     .collect();
+                let deadline = kind.and_then(crate::deadline);
+                let now = chrono::Utc::now().timestamp();
                 let results: Vec<Value> = outcomes
                     .iter()
                     .map(|o| {
-                        let (retries, max) = counts.get(&o.id).copied().unwrap_or((0, 0));
+                        let (retries, max, time) = counts.get(&o.id).copied().unwrap_or((0, 0, 0));
                         let t = transition(&o.sent.outcome, trigger, retries, max, jitter());
-                        result_json(o, &t)
+                        result_json(o, &within_deadline(t, time, now, deadline))
                     })
                     .collect();
+                // A token Google refused: the next attempt gets a new one.
+                if outcomes.iter().any(|o| o.sent.http_status == Some(401))
+                    && kind.is_some_and(|k| uses_oauth(k, &config))
+                {
+                    oauth::forget(conn, destination_id);
+                }
+                if outcomes.iter().any(is_gone) {
+                    conn.execute(
+                        DISABLE,
+                        &[ParameterValue::Str(rows[0].destination_id.clone())],
+                    )?;
+                }
                 for r in record(conn, &owner, trigger, results)? {
                     summary.processed += 1;
                     match r.status {
@@ -275,6 +333,42 @@ pub fn run(
         .unwrap_or(0);
     summary.released = released.max(0) as usize;
     result.map(|_| summary)
+}
+
+fn expired_error(kind: Kind) -> String {
+    let days = crate::deadline(kind).unwrap_or(0) / 86_400;
+    format!(
+        "event_time is more than {days} days old: {} would refuse it",
+        kind.as_str()
+    )
+}
+
+/// Whether sends to this destination need an OAuth access token refreshed
+/// by `oauth` (every Data Manager destination; Ads API ones with a refresh
+/// token).
+pub(crate) fn uses_oauth(kind: Kind, config: &Value) -> bool {
+    kind == Kind::GoogleDm || (kind == Kind::GoogleEc && oauth::uses_refresh(config))
+}
+
+/// The destination's config ready to send with (a fresh access token where
+/// the destination uses OAuth), or what happens to its events instead.
+pub fn prepare(
+    db: &Db,
+    destination_id: &str,
+    kind: Kind,
+    config: &Value,
+    endpoints: &Endpoints,
+    timeout: Duration,
+) -> Result<Value, Outcome> {
+    if uses_oauth(kind, config) {
+        oauth::with_access_token(db, destination_id, config, endpoints, timeout)
+    } else {
+        Ok(config.clone())
+    }
+}
+
+fn is_gone(o: &EventOutcome) -> bool {
+    matches!(&o.sent.outcome, Outcome::DeadLetter { reason, .. } if reason == "gone")
 }
 
 fn dead(id: i64, reason: &str, error: &str) -> EventOutcome {
@@ -300,7 +394,13 @@ pub fn send_batch(
     timeout: Duration,
 ) -> Sent {
     let started = Instant::now();
-    let (outcome, http_status) = match crate::request(kind, config, endpoints, events) {
+    let (outcome, http_status) = match crate::request(
+        kind,
+        config,
+        endpoints,
+        events,
+        chrono::Utc::now().timestamp(),
+    ) {
         Err(e) => (
             Outcome::DeadLetter {
                 reason: "config".into(),

@@ -18,7 +18,13 @@ pub struct LeadConversion<'a> {
     pub anonymous_id: Option<&'a str>,
     pub session_id: Option<&'a str>,
     pub gclid: Option<&'a str>,
+    /// Google's click ids for iOS app (`gbraid`) and web (`wbraid`) clicks.
+    pub gbraid: Option<&'a str>,
+    pub wbraid: Option<&'a str>,
+    /// `consent.ads`.
     pub ads_consent: Option<bool>,
+    /// `consent.ad_personalization`, when the lead says.
+    pub ad_personalization: Option<bool>,
     pub contact: Contact<'a>,
 }
 
@@ -31,7 +37,7 @@ pub struct Queued {
 }
 
 /// The queued conversion for a destination kind (`meta_capi`, `google_ec`,
-/// `gtm_server`, `webhook`); `None` for a kind it does not know.
+/// `google_dm`, `gtm_server`, `webhook`); `None` for a kind it does not know.
 pub fn for_destination(kind: &str, lead: &LeadConversion) -> Option<Queued> {
     let c = &lead.contact;
     Some(match kind {
@@ -58,6 +64,36 @@ pub fn for_destination(kind: &str, lead: &LeadConversion) -> Option<Queued> {
                     "consent": { "adUserData": granted(lead.ads_consent) },
                 })),
                 user_data: normalize::google_user_identifiers(c),
+            }
+        }
+        "google_dm" => {
+            let status = |b: Option<bool>| {
+                b.map(|b| {
+                    if b {
+                        "CONSENT_GRANTED"
+                    } else {
+                        "CONSENT_DENIED"
+                    }
+                })
+            };
+            let consent = strip_nulls(json!({
+                "adUserData": status(lead.ads_consent),
+                "adPersonalization": status(lead.ad_personalization),
+            }));
+            let ad_identifiers = strip_nulls(json!({
+                "gclid": lead.gclid, "gbraid": lead.gbraid, "wbraid": lead.wbraid,
+            }));
+            let mut payload = serde_json::Map::new();
+            if ad_identifiers.as_object().is_some_and(|m| !m.is_empty()) {
+                payload.insert("adIdentifiers".into(), ad_identifiers);
+            }
+            if consent.as_object().is_some_and(|m| !m.is_empty()) {
+                payload.insert("consent".into(), consent);
+            }
+            Queued {
+                event_name: "Lead",
+                event_payload: Value::Object(payload),
+                user_data: normalize::data_manager_user_data(c),
             }
         }
         "gtm_server" => Queued {
@@ -108,7 +144,10 @@ mod tests {
             anonymous_id: Some("anon-1"),
             session_id: None,
             gclid: Some("gclid-1"),
+            gbraid: None,
+            wbraid: None,
             ads_consent: None,
+            ad_personalization: None,
             contact: Contact {
                 email: Some("test@example.com"),
                 client_ip: Some("203.0.113.9"),
@@ -144,6 +183,45 @@ mod tests {
         denied.ads_consent = Some(false);
         let q = for_destination("google_ec", &denied).unwrap();
         assert_eq!(q.event_payload["consent"]["adUserData"], "DENIED");
+    }
+
+    #[test]
+    fn data_manager_gets_click_ids_consent_and_hex_identifiers() {
+        let mut l = lead();
+        l.wbraid = Some("wb-1");
+        l.ads_consent = Some(true);
+        l.contact.first_name = Some(" Jane-Marie ");
+        l.contact.last_name = Some("O'Doe");
+        l.contact.country = Some("us");
+        l.contact.zip = Some("33101-1234");
+        let q = for_destination("google_dm", &l).unwrap();
+        assert_eq!(
+            q.event_payload,
+            json!({ "adIdentifiers": { "gclid": "gclid-1", "wbraid": "wb-1" },
+                    "consent": { "adUserData": "CONSENT_GRANTED" } })
+        );
+        let ids = q.user_data["userIdentifiers"].as_array().unwrap();
+        assert_eq!(
+            ids[0]["emailAddress"],
+            "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b"
+        );
+        let address = &ids[1]["address"];
+        assert_eq!(address["givenName"], normalize::sha256_hex("janemarie"));
+        assert_eq!(address["familyName"], normalize::sha256_hex("odoe"));
+        assert_eq!(
+            (
+                address["regionCode"].as_str(),
+                address["postalCode"].as_str()
+            ),
+            (Some("US"), Some("33101"))
+        );
+        // No consent given either way and no click: nothing made up.
+        let mut bare = lead();
+        bare.gclid = None;
+        let q = for_destination("google_dm", &bare).unwrap();
+        assert_eq!(q.event_payload, json!({}));
+        // An address needs all four parts.
+        assert_eq!(q.user_data["userIdentifiers"].as_array().unwrap().len(), 1);
     }
 
     #[test]

@@ -77,6 +77,13 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
         anonymous_id: lead.anonymous_id.as_deref(),
         session_id: lead.session_id.as_deref(),
         gclid: lead.gclid.as_deref(),
+        gbraid: lead.gbraid.as_deref(),
+        wbraid: lead.wbraid.as_deref(),
+        ad_personalization: lead
+            .consent
+            .as_ref()
+            .and_then(|c| c.get("ad_personalization"))
+            .and_then(Value::as_bool),
         ads_consent: lead
             .consent
             .as_ref()
@@ -143,6 +150,7 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
                 .iter()
                 .find(|d| d.id == destination_id)?;
             Some(inline::Attempt {
+                destination_id,
                 kind: *kind,
                 config: &dest.config,
                 event: delivery::Queued {

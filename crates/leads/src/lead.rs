@@ -46,6 +46,8 @@ pub struct LeadRequest {
     pub fbc: Option<String>,
     pub fbp: Option<String>,
     pub gclid: Option<String>,
+    pub gbraid: Option<String>,
+    pub wbraid: Option<String>,
     /// Consent flags, e.g. `{"ads": false}`; `ads: false` keeps the lead away
     /// from ad platforms.
     pub consent: Option<Map<String, Value>>,
@@ -118,6 +120,8 @@ pub fn parse(body: &[u8]) -> Result<LeadRequest, ApiError> {
         ("fbc", &mut lead.fbc),
         ("fbp", &mut lead.fbp),
         ("gclid", &mut lead.gclid),
+        ("gbraid", &mut lead.gbraid),
+        ("wbraid", &mut lead.wbraid),
     ] {
         *value = value
             .take()

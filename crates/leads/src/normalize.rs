@@ -579,6 +579,46 @@ pub fn google_user_identifiers(c: &Contact) -> Value {
     Value::Array(ids)
 }
 
+/// Data Manager given / family name: lowercased, punctuation removed,
+/// whitespace runs collapsed, trimmed; `None` when nothing is left.
+fn name_for_data_manager(raw: &str) -> Option<String> {
+    let kept: String = raw
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace() || is_combining(*c))
+        .collect();
+    some_if_non_empty(collapse_spaces(kept.trim()))
+}
+
+/// Google Data Manager API `UserData` of an event:
+/// `{"userIdentifiers": [{"emailAddress"}, {"phoneNumber"}, {"address":
+/// {"givenName", "familyName", "regionCode", "postalCode"}}]}` — e-mail (with
+/// Google's gmail rule), E.164 phone and names as SHA-256 lowercase hex (the
+/// request says `encoding: HEX`), region and postal code unhashed. The
+/// address only when all four parts are known: Data Manager requires each.
+pub fn data_manager_user_data(c: &Contact) -> Value {
+    let country = c.country();
+    let mut ids = Vec::new();
+    if let Some(e) = c.email() {
+        ids.push(json!({ "emailAddress": sha256_hex(&email_for_google(&e)) }));
+    }
+    if let Some(p) = c.phone() {
+        ids.push(json!({ "phoneNumber": sha256_hex(&p) }));
+    }
+    let given = c.first_name.and_then(name_for_data_manager);
+    let family = c.last_name.and_then(name_for_data_manager);
+    let postal = c.zip.and_then(|z| postal_for_google(z, country.as_deref()));
+    if let (Some(given), Some(family), Some(region), Some(postal)) =
+        (given, family, country, postal)
+    {
+        ids.push(json!({ "address": {
+            "givenName": sha256_hex(&given), "familyName": sha256_hex(&family),
+            "regionCode": region, "postalCode": postal,
+        } }));
+    }
+    json!({ "userIdentifiers": ids })
+}
+
 /// GA4 `region`: the lowercased code for the US and Canada, otherwise digits
 /// and symbols removed, lowercased.
 fn region_for_ga4(raw: &str, country: Option<&str>) -> Option<String> {

@@ -1,0 +1,287 @@
+//! OAuth access tokens for Google destinations, shared by every instance:
+//! the config holds a refresh token with its OAuth client (`refresh_token`,
+//! `client_id`, `client_secret`); the access token it is exchanged for at
+//! `{google_oauth_base_url}/token` is kept in `oauth_tokens` with its expiry
+//! and used until a minute before it runs out. One refresher at a time: a
+//! run that finds the token stale takes a short refresh lease on the row
+//! (an upsert that only succeeds when no live lease is held and the token is
+//! still stale); the others wait for the new token instead of asking Google
+//! too. `invalid_grant` (refresh token revoked or expired) is permanent: the
+//! conversions are dead-lettered (`auth`) and that refresh token is not sent
+//! to Google again (its SHA-256 is remembered) until the config changes.
+//!
+//! A config with only `access_token` (and no `refresh_token`) uses it as is:
+//! the legacy setup, which stops working when that token expires.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use spin_sdk::pg4::ParameterValue;
+
+use crate::{optional, Endpoints, Outcome};
+use platform::db::Db;
+use platform::outbound::{self, HttpRequest};
+
+/// A token is refreshed this long before it expires.
+pub const REFRESH_MARGIN_SECS: f64 = 60.0;
+/// How long a refresher holds the lease (then another may try).
+const LEASE_SECS: i32 = 30;
+/// How long a run waits for another's refresh before retrying later.
+const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize)]
+struct Cached {
+    access_token: Option<String>,
+    expires_at: Option<f64>,
+    revoked_sha256: Option<String>,
+}
+
+const READ: &str = "
+SELECT access_token, extract(epoch FROM expires_at)::float8 AS expires_at, revoked_sha256
+  FROM oauth_tokens WHERE destination_id = $1::text::uuid";
+const LEASE: &str = "
+INSERT INTO oauth_tokens AS t (destination_id, refreshing_until)
+VALUES ($1::text::uuid, now() + make_interval(secs => $2::int4))
+ON CONFLICT (destination_id) DO UPDATE SET refreshing_until = EXCLUDED.refreshing_until
+ WHERE (t.refreshing_until IS NULL OR t.refreshing_until < now())
+   AND (t.expires_at IS NULL OR t.expires_at < now() + make_interval(secs => $3::int4))
+RETURNING t.destination_id::text AS destination_id";
+const STORE: &str = "
+UPDATE oauth_tokens SET access_token = $2::text, expires_at = now() + make_interval(secs => $3::int4),
+       refreshed_at = now(), refreshing_until = NULL, revoked_sha256 = NULL
+ WHERE destination_id = $1::text::uuid";
+const FAILED: &str = "
+UPDATE oauth_tokens SET refreshing_until = NULL, revoked_sha256 = coalesce($2::text, revoked_sha256)
+ WHERE destination_id = $1::text::uuid";
+const FORGET: &str = "
+UPDATE oauth_tokens SET access_token = NULL, expires_at = NULL WHERE destination_id = $1::text::uuid";
+
+fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn config_error(key: &str) -> Outcome {
+    Outcome::DeadLetter {
+        reason: "config".into(),
+        error: format!("Google destination config has no {key}"),
+    }
+}
+
+fn retry(error: String) -> Outcome {
+    Outcome::Retry { error, after: None }
+}
+
+/// Whether the destination's config asks for refreshed tokens.
+pub fn uses_refresh(config: &Value) -> bool {
+    optional(config, "refresh_token").is_some()
+}
+
+/// The config with a usable `access_token` in it, or what happens to the
+/// conversions instead (retry later; dead letter for a bad config or a
+/// revoked grant).
+pub fn with_access_token(
+    db: &Db,
+    destination_id: &str,
+    config: &Value,
+    endpoints: &Endpoints,
+    timeout: Duration,
+) -> Result<Value, Outcome> {
+    let Some(refresh_token) = optional(config, "refresh_token") else {
+        return match optional(config, "access_token") {
+            Some(_) => Ok(config.clone()),
+            None => Err(config_error(
+                "refresh_token (with client_id and client_secret)",
+            )),
+        };
+    };
+    let client_id = optional(config, "client_id").ok_or_else(|| config_error("client_id"))?;
+    let client_secret =
+        optional(config, "client_secret").ok_or_else(|| config_error("client_secret"))?;
+    let token = access_token(
+        db,
+        destination_id,
+        refresh_token,
+        client_id,
+        client_secret,
+        endpoints,
+        timeout,
+    )?;
+    let mut config = config.clone();
+    config["access_token"] = Value::String(token);
+    Ok(config)
+}
+
+fn access_token(
+    db: &Db,
+    destination_id: &str,
+    refresh_token: &str,
+    client_id: &str,
+    client_secret: &str,
+    endpoints: &Endpoints,
+    timeout: Duration,
+) -> Result<String, Outcome> {
+    let id = ParameterValue::Str(destination_id.to_string());
+    let db_error = |e: platform::db::DbError| retry(format!("token cache: {e}"));
+    let started = Instant::now();
+    let fingerprint = sha256_hex(refresh_token);
+    loop {
+        let cached: Vec<Cached> = db.rows(READ, std::slice::from_ref(&id)).map_err(db_error)?;
+        let now = chrono::Utc::now().timestamp() as f64;
+        if let Some(c) = cached.first() {
+            if c.revoked_sha256.as_deref() == Some(fingerprint.as_str()) {
+                return Err(revoked("this refresh token was refused before"));
+            }
+            if let (Some(token), Some(exp)) = (&c.access_token, c.expires_at) {
+                if exp > now + REFRESH_MARGIN_SECS {
+                    return Ok(token.clone());
+                }
+            }
+        }
+        let leased: Vec<Value> = db
+            .rows(
+                LEASE,
+                &[
+                    id.clone(),
+                    ParameterValue::Int32(LEASE_SECS),
+                    ParameterValue::Int32(REFRESH_MARGIN_SECS as i32),
+                ],
+            )
+            .map_err(db_error)?;
+        if !leased.is_empty() {
+            return refresh(
+                db,
+                &id,
+                refresh_token,
+                client_id,
+                client_secret,
+                &fingerprint,
+                endpoints,
+                timeout,
+            );
+        }
+        if started.elapsed() >= WAIT {
+            return Err(retry(
+                "another instance is refreshing the Google access token".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn revoked(detail: &str) -> Outcome {
+    Outcome::DeadLetter {
+        reason: "auth".into(),
+        error: format!(
+            "Google refused the refresh token (invalid_grant: {detail}): reconnect the Google account and update the destination's refresh_token"
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn refresh(
+    db: &Db,
+    id: &ParameterValue,
+    refresh_token: &str,
+    client_id: &str,
+    client_secret: &str,
+    fingerprint: &str,
+    endpoints: &Endpoints,
+    timeout: Duration,
+) -> Result<String, Outcome> {
+    let request = HttpRequest {
+        method: "POST".into(),
+        url: format!(
+            "{}/token",
+            endpoints.google_oauth_base_url.trim_end_matches('/')
+        ),
+        headers: vec![(
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
+        body: format!(
+            "grant_type=refresh_token&refresh_token={}&client_id={}&client_secret={}",
+            crate::encode(refresh_token),
+            crate::encode(client_id),
+            crate::encode(client_secret)
+        )
+        .into_bytes(),
+    };
+    let answer = outbound::send(&request, timeout);
+    let release = |revoked: Option<&str>| {
+        let _ = db.execute(
+            FAILED,
+            &[
+                id.clone(),
+                revoked.map_or(ParameterValue::DbNull, |s| ParameterValue::Str(s.into())),
+            ],
+        );
+    };
+    let response = match answer {
+        Ok(r) => r,
+        Err(e) => {
+            release(None);
+            return Err(retry(format!("token endpoint: {e}")));
+        }
+    };
+    let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    // Only Google's error code and description: never the request's secrets.
+    let what = format!(
+        "{} {}",
+        body["error"].as_str().unwrap_or(""),
+        body["error_description"].as_str().unwrap_or("")
+    );
+    match (response.status, body["access_token"].as_str()) {
+        (200..=299, Some(token)) => {
+            let expires_in = body["expires_in"]
+                .as_i64()
+                .unwrap_or(3600)
+                .clamp(60, 86_400) as i32;
+            db.execute(
+                STORE,
+                &[
+                    id.clone(),
+                    ParameterValue::Str(token.to_string()),
+                    ParameterValue::Int32(expires_in),
+                ],
+            )
+            .map_err(|e| retry(format!("token cache: {e}")))?;
+            Ok(token.to_string())
+        }
+        (400 | 401, _) if body["error"] == "invalid_grant" => {
+            release(Some(fingerprint));
+            Err(revoked(what.trim()))
+        }
+        (400 | 401, _)
+            if matches!(
+                body["error"].as_str(),
+                Some("invalid_client" | "unauthorized_client")
+            ) =>
+        {
+            release(None);
+            Err(Outcome::DeadLetter {
+                reason: "auth".into(),
+                error: format!(
+                    "Google refused the OAuth client ({}): check client_id and client_secret",
+                    what.trim()
+                ),
+            })
+        }
+        (status, _) => {
+            release(None);
+            Err(retry(format!(
+                "token endpoint: HTTP {status} {}",
+                what.trim()
+            )))
+        }
+    }
+}
+
+/// Drops a cached token Google refused (HTTP 401), so the next send refreshes.
+pub fn forget(db: &Db, destination_id: &str) {
+    let _ = db.execute(FORGET, &[ParameterValue::Str(destination_id.to_string())]);
+}

@@ -1,0 +1,868 @@
+//! Deliveries as the platforms expect them in 2026 (issue 13), end to end:
+//! the real components on the local host, the platforms faked on 127.0.0.1.
+//! Webhook signatures are checked with the Standard Webhooks reference
+//! library (the `standardwebhooks` crate), not with our own signing code.
+
+use integration_tests::fake::{Fake, Recorded, Reply};
+use integration_tests::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const SECRET_OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const SECRET_NEW: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+async fn client(db: &TestDb) -> Uuid {
+    let id = Uuid::new_v4();
+    db.client()
+        .await
+        .execute("INSERT INTO clients (id, name) VALUES ($1, 'c')", &[&id])
+        .await
+        .unwrap();
+    id
+}
+
+async fn destination(db: &TestDb, client: Uuid, kind: &str, config: Value) -> Uuid {
+    db.client()
+        .await
+        .query_one(
+            "INSERT INTO client_destinations (client_id, kind, config) VALUES ($1, $2, $3) RETURNING id",
+            &[&client, &kind, &config],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Queues `n` due rows `<prefix>-1..n`, `age` old.
+async fn queue(db: &TestDb, client: Uuid, dest: Uuid, kind: &str, prefix: &str, n: i32, age: &str) {
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO conversion_deliveries (client_id, destination_id, destination, event_id, event_name,
+                                                event_time, event_payload, user_data, next_retry_at)
+             SELECT $1, $2, $3, $4 || '-' || g, 'lead', now() - $6::text::interval,
+                    '{\"lead_id\": \"L\"}', '{\"em\": [\"h\"]}', now() - interval '1 second'
+               FROM generate_series(1, $5) g",
+            &[&client, &dest, &kind, &prefix, &n, &age],
+        )
+        .await
+        .unwrap();
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    db.client().await.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Checks a received request with the reference library and `secret`.
+fn verify(secret: &str, r: &Recorded) -> Result<(), String> {
+    let mut headers = hyper::HeaderMap::new();
+    for (k, v) in &r.headers {
+        headers.insert(
+            hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    standardwebhooks::Webhook::new(secret)
+        .map_err(|e| e.to_string())?
+        .verify(&r.body, &headers)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn webhooks_are_standard_webhooks_verified_by_the_reference_library_with_two_secrets() {
+    let db = TestDb::new().await;
+    let hook = Fake::start(|_| Reply::text(204, "")).await;
+    let app = serve_app(
+        &db,
+        &[
+            ("destination_hosts", "http://127.0.0.1:*"),
+            ("admin_jwt_secret", ADMIN_SECRET),
+        ],
+    )
+    .await;
+    let c = client(&db).await;
+    // Mid-rotation: the old secret and the new one are both active.
+    let d = destination(
+        &db,
+        c,
+        "webhook",
+        json!({ "url": format!("{}/hook", hook.url), "secret": SECRET_OLD, "secrets": [SECRET_NEW] }),
+    )
+    .await;
+    queue(&db, c, d, "webhook", "ev", 3, "1 hour").await;
+    app.app
+        .run_cron("retry-failed-events", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let received = hook.requests();
+    assert_eq!(received.len(), 3, "one message per conversion");
+    let mut ids = Vec::new();
+    for r in &received {
+        verify(SECRET_OLD, r).unwrap();
+        verify(SECRET_NEW, r).unwrap();
+        assert!(verify("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", r).is_err());
+        let body = r.json();
+        assert_eq!(body["type"], "conversion.created");
+        assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(body["data"]["payload"]["lead_id"], "L");
+        ids.push((
+            r.headers["webhook-id"].clone(),
+            body["data"]["event_id"].as_str().unwrap().to_string(),
+        ));
+    }
+    // webhook-id is the outbox row's: stable, one per conversion.
+    let rows = db
+        .client()
+        .await
+        .query(
+            "SELECT 'delivery_' || id, event_id FROM conversion_deliveries ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut expected: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    ids.sort();
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'"
+        )
+        .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_secret_dead_letters_naming_the_key_and_410_disables_the_destination() {
+    let db = TestDb::new().await;
+    let gone = Fake::start(|_| Reply::text(410, "unsubscribed")).await;
+    let other = Fake::start(|_| Reply::text(200, "ok")).await;
+    let app = serve_app(
+        &db,
+        &[
+            ("destination_hosts", "http://127.0.0.1:*"),
+            ("admin_jwt_secret", ADMIN_SECRET),
+        ],
+    )
+    .await;
+    let c = client(&db).await;
+    let bad = destination(
+        &db,
+        c,
+        "webhook",
+        json!({ "url": other.url, "secret": "not-a-whsec-secret" }),
+    )
+    .await;
+    let g = destination(
+        &db,
+        c,
+        "webhook",
+        json!({ "url": gone.url, "secret": SECRET_NEW }),
+    )
+    .await;
+    queue(&db, c, bad, "webhook", "bad", 1, "1 hour").await;
+    queue(&db, c, g, "webhook", "gone", 4, "1 hour").await;
+    app.app
+        .run_cron("retry-failed-events", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.count(), 0, "nothing sent with a malformed secret");
+    let r = db
+        .client()
+        .await
+        .query_one(
+            "SELECT status, dead_letter_reason, last_error FROM conversion_deliveries WHERE event_id = 'bad-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (status, reason, error): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("dead_letter", "config")
+    );
+    assert!(error.contains("secret"), "{error}");
+    assert!(
+        !error.contains("not-a-whsec"),
+        "the secret is not echoed: {error}"
+    );
+
+    // 410: one request, then the destination is disabled and every one of
+    // its conversions is kept as a dead letter (`gone`) for a later replay.
+    assert_eq!(gone.count(), 1);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'gone-%' AND status = 'dead_letter' AND dead_letter_reason = 'gone'").await,
+        4
+    );
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT count(*) FROM client_destinations WHERE id = '{g}' AND NOT enabled")
+        )
+        .await,
+        1
+    );
+    // The check raises the dead_letters alert for that destination.
+    let check = http()
+        .post(format!("{}/admin/tracking-health/check", app.url))
+        .header("authorization", admin_bearer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status().as_u16(), 200);
+    assert_eq!(
+        count(&db, &format!("SELECT count(*) FROM tracking_health_alerts WHERE alert_type = 'dead_letters' AND scope = 'destination:{g}' AND resolved_at IS NULL")).await,
+        1
+    );
+}
+
+// ------------------------------------------------------------ Google Data Manager
+
+/// A Google OAuth token endpoint: answers `reply` to `POST /token`.
+async fn token_server(reply: Reply) -> Fake {
+    Fake::start(move |r| {
+        if r.path == "/token" && r.method == "POST" {
+            reply.clone()
+        } else {
+            Reply::text(404, "")
+        }
+    })
+    .await
+}
+
+fn token_reply(token: &str) -> Reply {
+    Reply::json(
+        200,
+        json!({ "access_token": token, "expires_in": 3599, "token_type": "Bearer" }),
+    )
+}
+
+/// A Data Manager fake: refuses requests without `Bearer <token>` (401) and
+/// any carrying a transactionId in `bad` (400), accepts the rest.
+async fn data_manager(token: &'static str, bad: &'static [&'static str]) -> Fake {
+    Fake::start(move |r| {
+        if r.headers.get("authorization").map(String::as_str) != Some(&format!("Bearer {token}"))
+        {
+            return Reply::json(401, json!({ "error": { "code": 401, "status": "UNAUTHENTICATED" } }));
+        }
+        let body = r.json();
+        let refused = body["events"].as_array().into_iter().flatten().any(|e| {
+            bad.contains(&e["transactionId"].as_str().unwrap_or(""))
+        });
+        if refused {
+            Reply::json(400, json!({ "error": { "code": 400, "status": "INVALID_ARGUMENT", "message": "Invalid event" } }))
+        } else {
+            Reply::json(200, json!({ "requestId": "req-1" }))
+        }
+    })
+    .await
+}
+
+fn dm_config(refresh_token: &str) -> Value {
+    json!({ "operating_account_id": "123-456-7890", "conversion_action_id": "555",
+            "refresh_token": refresh_token, "client_id": "cid.apps.googleusercontent.com",
+            "client_secret": "CLIENT-SECRET" })
+}
+
+/// Queues `n` Data Manager conversions (a gclid and a hashed e-mail each).
+async fn queue_dm(db: &TestDb, client: Uuid, dest: Uuid, prefix: &str, n: i32, age: &str) {
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO conversion_deliveries (client_id, destination_id, destination, event_id, event_name,
+                                                event_time, event_payload, user_data, next_retry_at)
+             SELECT $1, $2, 'google_dm', $3 || '-' || g, 'Lead', now() - $5::text::interval,
+                    jsonb_build_object('adIdentifiers', jsonb_build_object('gclid', 'gclid-' || g),
+                                       'consent', '{\"adUserData\": \"CONSENT_GRANTED\"}'::jsonb),
+                    jsonb_build_object('userIdentifiers', jsonb_build_array(
+                        jsonb_build_object('emailAddress', encode(sha256(('u' || g || '@example.com')::bytea), 'hex')))),
+                    now() - interval '1 second'
+               FROM generate_series(1, $4) g",
+            &[&client, &dest, &prefix, &n, &age],
+        )
+        .await
+        .unwrap();
+}
+
+async fn dm_app(db: &TestDb, dm: &Fake, oauth: &Fake, extra: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![
+        ("google_datamanager_base_url", dm.url.as_str()),
+        ("google_oauth_base_url", oauth.url.as_str()),
+        ("admin_jwt_secret", ADMIN_SECRET),
+    ];
+    vars.extend_from_slice(extra);
+    serve_app(db, &vars).await
+}
+
+async fn retry_all(app: &TestApp) -> Value {
+    let res = http()
+        .post(format!("{}/admin/failed-events/retry", app.url))
+        .header("authorization", admin_bearer())
+        .json(&json!({ "retry_all": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn data_manager_gets_one_request_per_batch_with_a_refreshed_token_and_bad_events_kept_out() {
+    let db = TestDb::new().await;
+    let oauth = token_server(token_reply("ya29.fresh")).await;
+    let dm = data_manager("ya29.fresh", &["dm-7"]).await;
+    let app = dm_app(&db, &dm, &oauth, &[]).await;
+    let c = client(&db).await;
+    let d = destination(&db, c, "google_dm", dm_config("1//refresh")).await;
+    queue_dm(&db, c, d, "dm", 20, "1 hour").await;
+    // Would fail the whole request: nothing to match on. Never sent.
+    db.client().await.execute("UPDATE conversion_deliveries SET user_data = '{\"userIdentifiers\": []}', event_payload = '{}' WHERE event_id = 'dm-3'", &[]).await.unwrap();
+    // Past Google's 90 days: expired, never sent.
+    queue_dm(&db, c, d, "old", 1, "91 days").await;
+
+    let summary = retry_all(&app).await;
+    assert_eq!(summary["processed"], 21, "{summary}");
+    assert_eq!(oauth.count(), 1, "one token for the run");
+    let token_request = String::from_utf8(oauth.requests()[0].body.clone()).unwrap();
+    assert!(token_request.contains("grant_type=refresh_token"));
+    assert!(token_request.contains("refresh_token=1%2F%2Frefresh"));
+    let first = &dm.requests()[0];
+    assert_eq!(first.path, "/v1/events:ingest");
+    let body = first.json();
+    assert_eq!(body["encoding"], "HEX");
+    assert_eq!(
+        body["destinations"][0]["operatingAccount"]["accountId"],
+        "1234567890"
+    );
+    assert_eq!(body["destinations"][0]["productDestinationId"], "555");
+    assert_eq!(
+        body["events"].as_array().unwrap().len(),
+        19,
+        "all valid events in one request"
+    );
+    let e = &body["events"][0];
+    assert!(e["transactionId"].as_str().unwrap().starts_with("dm-"));
+    assert_eq!(
+        e["userData"]["userIdentifiers"][0]["emailAddress"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    assert!(!String::from_utf8_lossy(&first.body).contains("CLIENT-SECRET"));
+    // dm-7 made Google refuse the batch: bisection isolated it.
+    let dead: Vec<(String, String)> = db
+        .client()
+        .await
+        .query("SELECT event_id, dead_letter_reason FROM conversion_deliveries WHERE status = 'dead_letter' ORDER BY event_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        dead,
+        vec![
+            ("dm-3".to_string(), "invalid".to_string()),
+            ("dm-7".to_string(), "rejected".to_string()),
+            ("old-1".to_string(), "expired".to_string()),
+        ]
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'"
+        )
+        .await,
+        18
+    );
+    // The token is cached in Postgres: the next run asks Google for none.
+    queue_dm(&db, c, d, "next", 2, "1 minute").await;
+    retry_all(&app).await;
+    assert_eq!(oauth.count(), 1);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'next-%' AND status = 'resolved'").await,
+        2
+    );
+    // Secrets stay out of the list endpoint.
+    let list: Value = http()
+        .get(format!(
+            "{}/admin/failed-events?destination=google_dm",
+            app.url
+        ))
+        .header("authorization", admin_bearer())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = list.to_string();
+    assert!(
+        !text.contains("CLIENT-SECRET") && !text.contains("1//refresh") && !text.contains("ya29"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_runs_refresh_the_token_once() {
+    let db = TestDb::new().await;
+    let oauth =
+        token_server(token_reply("ya29.shared").after(std::time::Duration::from_millis(700))).await;
+    let dm = data_manager("ya29.shared", &[]).await;
+    // Small runs, so that the two runs each claim some rows.
+    let app = dm_app(&db, &dm, &oauth, &[("retry_max_events", "5")]).await;
+    let c = client(&db).await;
+    let d = destination(&db, c, "google_dm", dm_config("1//refresh")).await;
+    queue_dm(&db, c, d, "dm", 10, "1 hour").await;
+    let (a, b) = tokio::join!(retry_all(&app), retry_all(&app));
+    assert_eq!(
+        a["processed"].as_i64().unwrap() + b["processed"].as_i64().unwrap(),
+        10,
+        "{a} {b}"
+    );
+    assert_eq!(oauth.count(), 1, "one refresh for both runs");
+    assert_eq!(dm.count(), 2, "each run sent its batch");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'"
+        )
+        .await,
+        10
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_dead_letters_without_a_retry_storm_and_a_down_token_endpoint_retries(
+) {
+    let db = TestDb::new().await;
+    let oauth = token_server(Reply::json(
+        400,
+        json!({ "error": "invalid_grant", "error_description": "Token has been expired or revoked." }),
+    ))
+    .await;
+    let dm = data_manager("never", &[]).await;
+    let app = dm_app(&db, &dm, &oauth, &[]).await;
+    let c = client(&db).await;
+    let d = destination(&db, c, "google_dm", dm_config("1//revoked")).await;
+    queue_dm(&db, c, d, "a", 3, "1 hour").await;
+    retry_all(&app).await;
+    assert_eq!(oauth.count(), 1);
+    assert_eq!(dm.count(), 0);
+    let (reason, error): (String, String) = {
+        let r = db.client().await.query_one("SELECT dead_letter_reason, last_error FROM conversion_deliveries WHERE event_id = 'a-1'", &[]).await.unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(reason, "auth");
+    assert!(
+        error.contains("invalid_grant") && error.contains("refresh_token"),
+        "{error}"
+    );
+    assert!(!error.contains("1//revoked"));
+    // New conversions for the same revoked token: dead at once, Google not asked again.
+    queue_dm(&db, c, d, "b", 2, "1 minute").await;
+    retry_all(&app).await;
+    assert_eq!(oauth.count(), 1, "no retry storm on a revoked grant");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM conversion_deliveries WHERE status = 'dead_letter' AND dead_letter_reason = 'auth'").await,
+        5
+    );
+
+    // Another destination whose token endpoint is down: retried later.
+    let down = token_server(Reply::text(503, "unavailable")).await;
+    let app2 = dm_app(&db, &dm, &down, &[]).await;
+    let d2 = destination(&db, c, "google_dm", dm_config("1//other")).await;
+    queue_dm(&db, c, d2, "c", 2, "1 hour").await;
+    retry_all(&app2).await;
+    assert_eq!(down.count(), 1);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'c-%' AND status = 'retrying' AND last_error LIKE 'token endpoint: HTTP 503%'").await,
+        2
+    );
+    // A config missing its OAuth client: dead letter naming the key.
+    let d3 = destination(
+        &db,
+        c,
+        "google_dm",
+        json!({ "operating_account_id": "1", "conversion_action_id": "2", "refresh_token": "r" }),
+    )
+    .await;
+    queue_dm(&db, c, d3, "d", 1, "1 hour").await;
+    retry_all(&app2).await;
+    let r = db.client().await.query_one("SELECT dead_letter_reason, last_error FROM conversion_deliveries WHERE event_id = 'd-1'", &[]).await.unwrap();
+    assert_eq!(r.get::<_, String>(0), "config");
+    assert!(r.get::<_, String>(1).contains("client_id"));
+}
+
+#[tokio::test]
+async fn a_token_google_refuses_is_forgotten_and_refreshed_on_the_next_attempt() {
+    let db = TestDb::new().await;
+    let oauth = token_server(token_reply("ya29.new")).await;
+    let dm = data_manager("ya29.new", &[]).await;
+    let app = dm_app(&db, &dm, &oauth, &[]).await;
+    let c = client(&db).await;
+    let d = destination(&db, c, "google_dm", dm_config("1//refresh")).await;
+    // A cached token that still looks valid but Google no longer takes.
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO oauth_tokens (destination_id, access_token, expires_at) VALUES ($1, 'ya29.stale', now() + interval '30 minutes')",
+            &[&d],
+        )
+        .await
+        .unwrap();
+    queue_dm(&db, c, d, "dm", 2, "1 hour").await;
+    retry_all(&app).await;
+    assert_eq!((oauth.count(), dm.count()), (0, 1));
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM conversion_deliveries WHERE status = 'retrying' AND last_http_status = 401").await,
+        2
+    );
+    db.client()
+        .await
+        .execute(
+            "UPDATE conversion_deliveries SET next_retry_at = now() - interval '1 s'",
+            &[],
+        )
+        .await
+        .unwrap();
+    retry_all(&app).await;
+    assert_eq!((oauth.count(), dm.count()), (1, 2));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'"
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_lead_reaches_data_manager_inline_with_click_ids_consent_and_hashed_identifiers() {
+    let db = TestDb::new().await;
+    let oauth = token_server(token_reply("ya29.inline")).await;
+    let dm = data_manager("ya29.inline", &[]).await;
+    let app = dm_app(&db, &dm, &oauth, &[]).await;
+    let c = Uuid::new_v4();
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO clients (id, name, root_domain, default_country) VALUES ($1, 'c', 'shop.com', 'US')",
+            &[&c],
+        )
+        .await
+        .unwrap();
+    destination(&db, c, "google_dm", dm_config("1//refresh")).await;
+    let lead = json!({
+        "client_id": c, "event_id": "lead-dm-1", "email": "Jane.Doe@Example.com",
+        "first_name": "Jane", "last_name": "Doe", "zip": "33101", "country": "US",
+        "gclid": "Cj0-gclid", "wbraid": "wb-1",
+        "consent": { "ads": true, "ad_personalization": false },
+    });
+    let res = http()
+        .post(format!("{}/v1/leads", app.url))
+        .header("content-type", "application/json")
+        .json(&lead)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["deliveries"][0]["destination"], "google_dm");
+    assert_eq!(body["deliveries"][0]["status"], "resolved", "{body}");
+    assert_eq!(oauth.count(), 1);
+    let sent = dm.requests()[0].json();
+    let e = &sent["events"][0];
+    assert_eq!(e["transactionId"], "lead-dm-1");
+    assert_eq!(
+        e["adIdentifiers"],
+        json!({ "gclid": "Cj0-gclid", "wbraid": "wb-1" })
+    );
+    assert_eq!(
+        e["consent"],
+        json!({ "adUserData": "CONSENT_GRANTED", "adPersonalization": "CONSENT_DENIED" })
+    );
+    let ids = e["userData"]["userIdentifiers"].as_array().unwrap();
+    assert_eq!(
+        ids[0]["emailAddress"],
+        integration_tests::fake::sha256("jane.doe@example.com")
+    );
+    assert_eq!(
+        ids[1]["address"]["givenName"],
+        integration_tests::fake::sha256("jane")
+    );
+    assert_eq!(ids[1]["address"]["regionCode"], "US");
+    assert!(!dm.requests()[0].body.windows(4).any(|w| w == b"Jane"));
+}
+
+// ------------------------------------------------------------ replay
+
+#[tokio::test]
+async fn a_replay_by_filters_requeues_dead_letters_and_reports_those_past_the_deadline() {
+    let db = TestDb::new().await;
+    let meta = Fake::start(|_| Reply::json(200, json!({ "events_received": 1 }))).await;
+    let app = serve_app(
+        &db,
+        &[
+            ("meta_capi_base_url", meta.url.as_str()),
+            ("admin_jwt_secret", ADMIN_SECRET),
+        ],
+    )
+    .await;
+    let c = client(&db).await;
+    let other = client(&db).await;
+    let d = destination(
+        &db,
+        c,
+        "meta_capi",
+        json!({ "pixel_id": "PX", "access_token": "T" }),
+    )
+    .await;
+    let d2 = destination(
+        &db,
+        other,
+        "meta_capi",
+        json!({ "pixel_id": "PY", "access_token": "T" }),
+    )
+    .await;
+    queue(&db, c, d, "meta_capi", "fresh", 3, "2 hours").await;
+    queue(&db, c, d, "meta_capi", "stale", 2, "8 days").await;
+    queue(&db, c, d, "meta_capi", "pending", 1, "1 hour").await;
+    queue(&db, other, d2, "meta_capi", "other", 2, "2 hours").await;
+    db.client().await.execute("UPDATE conversion_deliveries SET status = 'dead_letter', dead_letter_reason = 'max_retries', retry_count = 5 WHERE event_id NOT LIKE 'pending%'", &[]).await.unwrap();
+    let post = |body: Value| {
+        let url = format!("{}/admin/failed-events/retry", app.url);
+        async move {
+            let res = http()
+                .post(url)
+                .header("authorization", admin_bearer())
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = post(json!({ "replay": {
+        "client_id": c, "status": "dead_letter",
+        "from": (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339(),
+    } }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["matched"].as_i64(),
+            body["expired"].as_i64(),
+            body["requeued"].as_i64(),
+            body["resolved"].as_i64()
+        ),
+        (Some(5), Some(2), Some(3), Some(3)),
+        "{body}"
+    );
+    let sent: Vec<String> = meta
+        .requests()
+        .iter()
+        .flat_map(|r| r.json()["data"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|e| e.starts_with("fresh")), "{sent:?}");
+    // Past Meta's 7 days: left as dead letters; the other client and the
+    // pending row (not dead_letter) untouched.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM conversion_deliveries WHERE status = 'dead_letter'"
+        )
+        .await,
+        4
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'pending%' AND status = 'pending'").await, 1);
+    // Bounded per call.
+    let (status, body) = post(json!({ "replay": { "client_id": other, "limit": 1 } })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["matched"].as_i64(), body["resolved"].as_i64()),
+        (Some(1), Some(1))
+    );
+    // Bad filters: 400 naming them.
+    for (replay, field) in [
+        (json!({ "status": "resolved" }), "replay.status"),
+        (json!({ "from": "last week" }), "replay.from"),
+        (json!({ "limit": 5000 }), "replay.limit"),
+        (json!({ "client_id": "nope" }), "replay.client_id"),
+    ] {
+        let (status, body) = post(json!({ "replay": replay })).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{body}"
+        );
+    }
+}
+
+// ------------------------------------------------------------ test send
+
+#[tokio::test]
+async fn a_test_send_uses_each_platforms_validation_mode_and_queues_nothing() {
+    let db = TestDb::new().await;
+    let meta = Fake::start(|r| {
+        Reply::json(
+            200,
+            json!({ "events_received": 1, "fbtrace_id": "x", "echo": r.json()["test_event_code"] }),
+        )
+    })
+    .await;
+    let ga4 = Fake::start(|r| {
+        if r.path.starts_with("/debug/mp/collect") {
+            Reply::json(200, json!({ "validationMessages": [
+                { "fieldPath": "events", "description": "Event name is reserved", "validationCode": "NAME_RESERVED" } ] }))
+        } else {
+            Reply::text(204, "")
+        }
+    })
+    .await;
+    let hook = Fake::start(|_| Reply::text(204, "")).await;
+    let oauth = token_server(token_reply("ya29.test")).await;
+    let dm = data_manager("ya29.test", &[]).await;
+    let app = dm_app(
+        &db,
+        &dm,
+        &oauth,
+        &[
+            ("meta_capi_base_url", meta.url.as_str()),
+            ("destination_hosts", "http://127.0.0.1:*"),
+        ],
+    )
+    .await;
+    let c = client(&db).await;
+    let pixel = destination(
+        &db,
+        c,
+        "meta_capi",
+        json!({ "pixel_id": "PX", "access_token": "T" }),
+    )
+    .await;
+    let sgtm = destination(
+        &db,
+        c,
+        "gtm_server",
+        json!({ "url": ga4.url, "measurement_id": "G-1", "api_secret": "s" }),
+    )
+    .await;
+    let wh = destination(
+        &db,
+        c,
+        "webhook",
+        json!({ "url": hook.url, "secret": SECRET_NEW }),
+    )
+    .await;
+    let google = destination(&db, c, "google_dm", dm_config("1//refresh")).await;
+    let broken = destination(
+        &db,
+        c,
+        "google_dm",
+        json!({ "conversion_action_id": "1", "access_token": "t" }),
+    )
+    .await;
+    let test = |id: String, body: Option<Value>| {
+        let url = format!("{}/admin/destinations/{id}/test", app.url);
+        async move {
+            let mut req = http().post(url).header("authorization", admin_bearer());
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let res = req.send().await.unwrap();
+            (
+                res.status().as_u16(),
+                res.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    // Meta: never without a test_event_code.
+    let (s, r) = test(pixel.to_string(), None).await;
+    assert_eq!(
+        (s, r["ok"].as_bool(), r["stage"].as_str()),
+        (200, Some(false), Some("config")),
+        "{r}"
+    );
+    assert!(r["error"].as_str().unwrap().contains("test_event_code"));
+    assert_eq!(meta.count(), 0);
+    let (s, r) = test(
+        pixel.to_string(),
+        Some(json!({ "test_event_code": "TEST42" })),
+    )
+    .await;
+    assert_eq!(
+        (s, r["ok"].as_bool(), r["status"].as_i64()),
+        (200, Some(true), Some(200)),
+        "{r}"
+    );
+    assert_eq!(meta.requests()[0].json()["test_event_code"], "TEST42");
+
+    // GA4: the debug endpoint; its validation messages make it a failure.
+    let (_, r) = test(sgtm.to_string(), None).await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["messages"][0]["validationCode"], "NAME_RESERVED");
+    assert!(ga4.requests()[0]
+        .path
+        .starts_with("/debug/mp/collect?measurement_id=G-1"));
+
+    // Webhook: a signed message of type test.
+    let (_, r) = test(wh.to_string(), None).await;
+    assert_eq!(
+        (r["ok"].as_bool(), r["status"].as_i64()),
+        (Some(true), Some(204)),
+        "{r}"
+    );
+    let sent = &hook.requests()[0];
+    verify(SECRET_NEW, sent).unwrap();
+    assert_eq!(sent.json()["type"], "test");
+
+    // Data Manager: validateOnly, with a refreshed token.
+    let (_, r) = test(google.to_string(), None).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(dm.requests()[0].json()["validateOnly"], true);
+    assert_eq!(oauth.count(), 1);
+    // An incomplete config: the missing key named, nothing sent.
+    let (_, r) = test(broken.to_string(), None).await;
+    assert_eq!(
+        (r["ok"].as_bool(), r["stage"].as_str()),
+        (Some(false), Some("config")),
+        "{r}"
+    );
+    assert!(r["error"]
+        .as_str()
+        .unwrap()
+        .contains("operating_account_id"));
+    assert_eq!(dm.count(), 1);
+
+    // Nothing queued; bad ids refused.
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM conversion_deliveries").await,
+        0
+    );
+    let (s, r) = test(Uuid::new_v4().to_string(), None).await;
+    assert_eq!(
+        (s, r["error"]["code"].as_str()),
+        (404, Some("unknown_destination"))
+    );
+    let (s, r) = test("nope".into(), None).await;
+    assert_eq!((s, r["error"]["field"].as_str()), (400, Some("id")));
+    let (s, r) = test(wh.to_string(), Some(json!({ "colour": "red" }))).await;
+    assert_eq!(s, 400, "{r}");
+    let res = http()
+        .post(format!("{}/admin/destinations/{wh}/test", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+}
