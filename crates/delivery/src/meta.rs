@@ -15,6 +15,17 @@ pub(crate) fn request(
     let pixel_id = required(config, "pixel_id", Kind::MetaCapi)?;
     let token = required(config, "access_token", Kind::MetaCapi)?;
     let version = optional(config, "api_version").unwrap_or(&endpoints.meta_api_version);
+    // Limited Data Use (US state privacy laws), when the client enables it:
+    // country and state 0 ask Meta to geolocate each event.
+    let ldu = match config.get("limited_data_use") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => {
+            return Err(ConfigError(
+                "meta_capi destination config: limited_data_use must be true or false".into(),
+            ))
+        }
+    };
     let data: Vec<Value> = events
         .iter()
         .map(|e| {
@@ -26,6 +37,11 @@ pub(crate) fn request(
             event.insert("event_time".into(), json!(e.event_time));
             event.insert("event_id".into(), json!(e.event_id));
             event.insert("user_data".into(), e.user_data.clone());
+            if ldu {
+                event.insert("data_processing_options".into(), json!(["LDU"]));
+                event.insert("data_processing_options_country".into(), json!(0));
+                event.insert("data_processing_options_state".into(), json!(0));
+            }
             Value::Object(event)
         })
         .collect();

@@ -70,6 +70,21 @@ fn meta_batches_events_for_a_pixel_with_the_token_in_the_body() {
 }
 
 #[test]
+fn meta_events_carry_limited_data_use_only_where_the_client_enables_it() {
+    let send = |config: Value| request(Kind::MetaCapi, &config, &endpoints(), &[queued(1)], NOW);
+    let plain = body(&send(json!({ "pixel_id": "1", "access_token": "t" })).unwrap());
+    assert!(plain["data"][0].get("data_processing_options").is_none());
+    let ldu = json!({ "pixel_id": "1", "access_token": "t", "limited_data_use": true });
+    let event = body(&send(ldu).unwrap())["data"][0].clone();
+    // As Meta documents it: LDU, and country/state 0 for "geolocate it".
+    assert_eq!(event["data_processing_options"], json!(["LDU"]));
+    assert_eq!(event["data_processing_options_country"], 0);
+    assert_eq!(event["data_processing_options_state"], 0);
+    let bad = json!({ "pixel_id": "1", "access_token": "t", "limited_data_use": "yes" });
+    assert!(send(bad).unwrap_err().0.contains("limited_data_use"));
+}
+
+#[test]
 fn a_config_without_credentials_is_a_config_error() {
     let e = request(
         Kind::MetaCapi,
