@@ -1071,6 +1071,7 @@ CREATE FUNCTION public.privacy_erase(p_client uuid, p_anonymous_id text, p_email
     AS $$
 DECLARE
     who record;
+    s record;
     busy double precision;
     counts jsonb;
     n bigint;
@@ -1086,19 +1087,24 @@ BEGIN
     END IF;
 
     counts := '{}';
-    WITH s AS (
-        SELECT person_id, first_seen_at, last_seen_at FROM widget_sessions
-         WHERE client_id = p_client AND person_id = ANY (who.anonymous_ids)
-    ), gone AS (
-        DELETE FROM session_events e USING s
-         WHERE e.client_id = p_client AND e.person_id = s.person_id
-           AND e.occurred_at >= s.first_seen_at AND e.occurred_at <= s.last_seen_at
-        RETURNING e.event_id
-    ), keys AS (
-        DELETE FROM event_keys k USING (SELECT DISTINCT event_id FROM gone) g
-         WHERE k.client_id = p_client AND k.event_id = g.event_id
-    )
-    SELECT count(*) INTO n FROM gone;
+    -- Session by session: each delete reads one time span of the client's
+    -- (client_id, occurred_at) index (a join over all sessions at once let
+    -- the planner hash-join a seq scan of every partition instead).
+    n := 0;
+    FOR s IN SELECT person_id, first_seen_at, last_seen_at FROM widget_sessions
+              WHERE client_id = p_client AND person_id = ANY (who.anonymous_ids)
+    LOOP
+        WITH gone AS (
+            DELETE FROM session_events e
+             WHERE e.client_id = p_client AND e.person_id = s.person_id
+               AND e.occurred_at >= s.first_seen_at AND e.occurred_at <= s.last_seen_at
+            RETURNING e.event_id
+        ), keys AS (
+            DELETE FROM event_keys k
+             WHERE k.client_id = p_client AND k.event_id = ANY (ARRAY(SELECT event_id FROM gone))
+        )
+        SELECT n + count(*) INTO n FROM gone;
+    END LOOP;
     counts := counts || jsonb_build_object('session_events', n);
     DELETE FROM widget_sessions WHERE client_id = p_client AND person_id = ANY (who.anonymous_ids);
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -1155,9 +1161,11 @@ BEGIN
         'session_events', (
             SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.occurred_at DESC), '[]')
               FROM (SELECT e.* FROM widget_sessions s
-                      JOIN session_events e
-                        ON e.client_id = p_client AND e.person_id = s.person_id
-                       AND e.occurred_at >= s.first_seen_at AND e.occurred_at <= s.last_seen_at
+                     CROSS JOIN LATERAL (
+                            SELECT * FROM session_events x
+                             WHERE x.client_id = p_client AND x.person_id = s.person_id
+                               AND x.occurred_at >= s.first_seen_at
+                               AND x.occurred_at <= s.last_seen_at) e
                      WHERE s.client_id = p_client AND s.person_id = ANY (who.anonymous_ids)
                      ORDER BY e.occurred_at DESC LIMIT p_max_events) e),
         'analytics_visitors', (

@@ -65,7 +65,8 @@ pub async fn run(database_url: String, millions: i64) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     // Events: visitors of EVENTS_PER_VISITOR events each, in sessions of 10
-    // events a minute apart, sessions a day apart, over the last 90 days.
+    // events a minute apart, sessions a day apart, over the last 90 days,
+    // each visitor at their own time of day (as real traffic spreads).
     let visitors = rows / EVENTS_PER_VISITOR;
     let t = Instant::now();
     client
@@ -73,7 +74,8 @@ pub async fn run(database_url: String, millions: i64) -> Result<()> {
             "SELECT ensure_session_events_partitions((now() - interval '100 days')::date, 5);
              INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at, page_url)
              SELECT '{CLIENT}', 'v' || v, 'v' || v || '-' || (e / 10), 'widget_open',
-                    now() - ((v * 7 + e / 10) % 90) * interval '1 day' - (e % 10) * interval '1 minute',
+                    now() - ((v * 7 + e / 10) % 90) * interval '1 day'
+                          - ((v * 977) % 1430 + e % 10) * interval '1 minute',
                     'https://shop.example/'
                FROM generate_series(1, {visitors}) v, generate_series(0, {EVENTS_PER_VISITOR} - 1) e;
              INSERT INTO widget_sessions (client_id, session_id, person_id, first_seen_at, last_seen_at, event_count)
