@@ -11,46 +11,17 @@ use uuid::Uuid;
 const SECRET_OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SECRET_NEW: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
-async fn client(db: &TestDb) -> Uuid {
-    let id = Uuid::new_v4();
-    db.client()
-        .await
-        .execute("INSERT INTO clients (id, name) VALUES ($1, 'c')", &[&id])
-        .await
-        .unwrap();
-    id
-}
-
-async fn destination(db: &TestDb, client: Uuid, kind: &str, config: Value) -> Uuid {
-    db.client()
-        .await
-        .query_one(
-            "INSERT INTO client_destinations (client_id, kind, config) VALUES ($1, $2, $3) RETURNING id",
-            &[&client, &kind, &config],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
-/// Queues `n` due rows `<prefix>-1..n`, `age` old.
-async fn queue(db: &TestDb, client: Uuid, dest: Uuid, kind: &str, prefix: &str, n: i32, age: &str) {
-    db.client()
-        .await
-        .execute(
-            "INSERT INTO conversion_deliveries (client_id, destination_id, destination, event_id, event_name,
-                                                event_time, event_payload, user_data, next_retry_at)
-             SELECT $1, $2, $3, $4 || '-' || g, 'lead', now() - $6::text::interval,
-                    '{\"lead_id\": \"L\"}', '{\"em\": [\"h\"]}', now() - interval '1 second'
-               FROM generate_series(1, $5) g",
-            &[&client, &dest, &kind, &prefix, &n, &age],
-        )
-        .await
-        .unwrap();
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    db.client().await.query_one(sql, &[]).await.unwrap().get(0)
+/// Queues `n` due `Lead` rows `<prefix>-1..n` for `dest`, `age` old.
+async fn queue(db: &TestDb, dest: Uuid, prefix: &str, n: usize, age: &str) {
+    Deliveries::to(dest)
+        .count(n)
+        .event_ids(prefix)
+        .event_age(age)
+        .payload(json!({ "lead_id": "L" }))
+        .user_data(json!({ "em": ["h"] }))
+        .due()
+        .insert(db)
+        .await;
 }
 
 /// Checks a received request with the reference library and `secret`.
@@ -80,7 +51,7 @@ async fn webhooks_are_standard_webhooks_verified_by_the_reference_library_with_t
         ],
     )
     .await;
-    let c = client(&db).await;
+    let c = ClientSpec::new().insert(&db).await;
     // Mid-rotation: the old secret and the new one are both active.
     let d = destination(
         &db,
@@ -89,7 +60,7 @@ async fn webhooks_are_standard_webhooks_verified_by_the_reference_library_with_t
         json!({ "url": format!("{}/hook", hook.url), "secret": SECRET_OLD, "secrets": [SECRET_NEW] }),
     )
     .await;
-    queue(&db, c, d, "webhook", "ev", 3, "1 hour").await;
+    queue(&db, d, "ev", 3, "1 hour").await;
     app.app
         .run_cron("retry-failed-events", 1)
         .await
@@ -126,11 +97,8 @@ async fn webhooks_are_standard_webhooks_verified_by_the_reference_library_with_t
     expected.sort();
     assert_eq!(ids, expected);
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'"
-        )
-        .await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'")
+            .await,
         3
     );
 }
@@ -148,7 +116,7 @@ async fn a_malformed_secret_dead_letters_naming_the_key_and_410_disables_the_des
         ],
     )
     .await;
-    let c = client(&db).await;
+    let c = ClientSpec::new().insert(&db).await;
     let bad = destination(
         &db,
         c,
@@ -163,8 +131,8 @@ async fn a_malformed_secret_dead_letters_naming_the_key_and_410_disables_the_des
         json!({ "url": gone.url, "secret": SECRET_NEW }),
     )
     .await;
-    queue(&db, c, bad, "webhook", "bad", 1, "1 hour").await;
-    queue(&db, c, g, "webhook", "gone", 4, "1 hour").await;
+    queue(&db, bad, "bad", 1, "1 hour").await;
+    queue(&db, g, "gone", 4, "1 hour").await;
     app.app
         .run_cron("retry-failed-events", 1)
         .await
@@ -195,14 +163,13 @@ async fn a_malformed_secret_dead_letters_naming_the_key_and_410_disables_the_des
     // its conversions is kept as a dead letter (`gone`) for a later replay.
     assert_eq!(gone.count(), 1);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'gone-%' AND status = 'dead_letter' AND dead_letter_reason = 'gone'").await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'gone-%' AND status = 'dead_letter' AND dead_letter_reason = 'gone'").await,
         4
     );
     assert_eq!(
-        count(
-            &db,
-            &format!("SELECT count(*) FROM client_destinations WHERE id = '{g}' AND NOT enabled")
-        )
+        db.count(&format!(
+            "SELECT count(*) FROM client_destinations WHERE id = '{g}' AND NOT enabled"
+        ))
         .await,
         1
     );
@@ -215,7 +182,7 @@ async fn a_malformed_secret_dead_letters_naming_the_key_and_410_disables_the_des
         .unwrap();
     assert_eq!(check.status().as_u16(), 200);
     assert_eq!(
-        count(&db, &format!("SELECT count(*) FROM tracking_health_alerts WHERE alert_type = 'dead_letters' AND scope = 'destination:{g}' AND resolved_at IS NULL")).await,
+        db.count(&format!("SELECT count(*) FROM tracking_health_alerts WHERE alert_type = 'dead_letters' AND scope = 'destination:{g}' AND resolved_at IS NULL")).await,
         1
     );
 }
@@ -299,15 +266,14 @@ async fn dm_app(db: &TestDb, dm: &Fake, oauth: &Fake, extra: &[(&str, &str)]) ->
 }
 
 async fn retry_all(app: &TestApp) -> Value {
-    let res = http()
-        .post(format!("{}/admin/failed-events/retry", app.url))
-        .header("authorization", admin_bearer())
+    let (status, body) = app
+        .post("/admin/failed-events/retry")
+        .admin()
         .json(&json!({ "retry_all": true }))
         .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    res.json().await.unwrap()
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 #[tokio::test]
@@ -316,7 +282,7 @@ async fn data_manager_gets_one_request_per_batch_with_a_refreshed_token_and_bad_
     let oauth = token_server(token_reply("ya29.fresh")).await;
     let dm = data_manager("ya29.fresh", &["dm-7"]).await;
     let app = dm_app(&db, &dm, &oauth, &[]).await;
-    let c = client(&db).await;
+    let c = ClientSpec::new().insert(&db).await;
     let d = destination(&db, c, "google_dm", dm_config("1//refresh")).await;
     queue_dm(&db, c, d, "dm", 20, "1 hour").await;
     // Would fail the whole request: nothing to match on. Never sent.
@@ -373,11 +339,8 @@ async fn data_manager_gets_one_request_per_batch_with_a_refreshed_token_and_bad_
         ]
     );
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'"
-        )
-        .await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'")
+            .await,
         18
     );
     // The token is cached in Postgres: the next run asks Google for none.
@@ -385,7 +348,7 @@ async fn data_manager_gets_one_request_per_batch_with_a_refreshed_token_and_bad_
     retry_all(&app).await;
     assert_eq!(oauth.count(), 1);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'next-%' AND status = 'resolved'").await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'next-%' AND status = 'resolved'").await,
         2
     );
     // Secrets stay out of the list endpoint.
@@ -416,7 +379,7 @@ async fn concurrent_runs_refresh_the_token_once() {
     let dm = data_manager("ya29.shared", &[]).await;
     // Small runs, so that the two runs each claim some rows.
     let app = dm_app(&db, &dm, &oauth, &[("retry_max_events", "5")]).await;
-    let c = client(&db).await;
+    let c = ClientSpec::new().insert(&db).await;
     let d = destination(&db, c, "google_dm", dm_config("1//refresh")).await;
     queue_dm(&db, c, d, "dm", 10, "1 hour").await;
     let (a, b) = tokio::join!(retry_all(&app), retry_all(&app));
@@ -428,11 +391,8 @@ async fn concurrent_runs_refresh_the_token_once() {
     assert_eq!(oauth.count(), 1, "one refresh for both runs");
     assert_eq!(dm.count(), 2, "each run sent its batch");
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'"
-        )
-        .await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'")
+            .await,
         10
     );
 }
@@ -448,7 +408,7 @@ async fn a_revoked_refresh_token_dead_letters_without_a_retry_storm_and_a_down_t
     .await;
     let dm = data_manager("never", &[]).await;
     let app = dm_app(&db, &dm, &oauth, &[]).await;
-    let c = client(&db).await;
+    let c = ClientSpec::new().insert(&db).await;
     let d = destination(&db, c, "google_dm", dm_config("1//revoked")).await;
     queue_dm(&db, c, d, "a", 3, "1 hour").await;
     retry_all(&app).await;
@@ -469,7 +429,7 @@ async fn a_revoked_refresh_token_dead_letters_without_a_retry_storm_and_a_down_t
     retry_all(&app).await;
     assert_eq!(oauth.count(), 1, "no retry storm on a revoked grant");
     assert_eq!(
-        count(&db, "SELECT count(*) FROM conversion_deliveries WHERE status = 'dead_letter' AND dead_letter_reason = 'auth'").await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'dead_letter' AND dead_letter_reason = 'auth'").await,
         5
     );
 
@@ -481,7 +441,7 @@ async fn a_revoked_refresh_token_dead_letters_without_a_retry_storm_and_a_down_t
     retry_all(&app2).await;
     assert_eq!(down.count(), 1);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'c-%' AND status = 'retrying' AND last_error LIKE 'token endpoint: HTTP 503%'").await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'c-%' AND status = 'retrying' AND last_error LIKE 'token endpoint: HTTP 503%'").await,
         2
     );
     // A config missing its OAuth client: dead letter naming the key.
@@ -505,7 +465,7 @@ async fn a_token_google_refuses_is_forgotten_and_refreshed_on_the_next_attempt()
     let oauth = token_server(token_reply("ya29.new")).await;
     let dm = data_manager("ya29.new", &[]).await;
     let app = dm_app(&db, &dm, &oauth, &[]).await;
-    let c = client(&db).await;
+    let c = ClientSpec::new().insert(&db).await;
     let d = destination(&db, c, "google_dm", dm_config("1//refresh")).await;
     // A cached token that still looks valid but Google no longer takes.
     db.client()
@@ -520,7 +480,7 @@ async fn a_token_google_refuses_is_forgotten_and_refreshed_on_the_next_attempt()
     retry_all(&app).await;
     assert_eq!((oauth.count(), dm.count()), (0, 1));
     assert_eq!(
-        count(&db, "SELECT count(*) FROM conversion_deliveries WHERE status = 'retrying' AND last_http_status = 401").await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'retrying' AND last_http_status = 401").await,
         2
     );
     db.client()
@@ -534,11 +494,8 @@ async fn a_token_google_refuses_is_forgotten_and_refreshed_on_the_next_attempt()
     retry_all(&app).await;
     assert_eq!((oauth.count(), dm.count()), (1, 2));
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'"
-        )
-        .await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'")
+            .await,
         2
     );
 }
@@ -616,8 +573,8 @@ async fn a_replay_by_filters_requeues_dead_letters_and_reports_those_past_the_de
         ],
     )
     .await;
-    let c = client(&db).await;
-    let other = client(&db).await;
+    let c = ClientSpec::new().insert(&db).await;
+    let other = ClientSpec::new().insert(&db).await;
     let d = destination(
         &db,
         c,
@@ -632,10 +589,10 @@ async fn a_replay_by_filters_requeues_dead_letters_and_reports_those_past_the_de
         json!({ "pixel_id": "PY", "access_token": "T" }),
     )
     .await;
-    queue(&db, c, d, "meta_capi", "fresh", 3, "2 hours").await;
-    queue(&db, c, d, "meta_capi", "stale", 2, "8 days").await;
-    queue(&db, c, d, "meta_capi", "pending", 1, "1 hour").await;
-    queue(&db, other, d2, "meta_capi", "other", 2, "2 hours").await;
+    queue(&db, d, "fresh", 3, "2 hours").await;
+    queue(&db, d, "stale", 2, "8 days").await;
+    queue(&db, d, "pending", 1, "1 hour").await;
+    queue(&db, d2, "other", 2, "2 hours").await;
     db.client().await.execute("UPDATE conversion_deliveries SET status = 'dead_letter', dead_letter_reason = 'max_retries', retry_count = 5 WHERE event_id NOT LIKE 'pending%'", &[]).await.unwrap();
     let post = |body: Value| {
         let url = format!("{}/admin/failed-events/retry", app.url);
@@ -677,14 +634,11 @@ async fn a_replay_by_filters_requeues_dead_letters_and_reports_those_past_the_de
     // Past Meta's 7 days: left as dead letters; the other client and the
     // pending row (not dead_letter) untouched.
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM conversion_deliveries WHERE status = 'dead_letter'"
-        )
-        .await,
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'dead_letter'")
+            .await,
         4
     );
-    assert_eq!(count(&db, "SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'pending%' AND status = 'pending'").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'pending%' AND status = 'pending'").await, 1);
     // Bounded per call.
     let (status, body) = post(json!({ "replay": { "client_id": other, "limit": 1 } })).await;
     assert_eq!(status, 200, "{body}");
@@ -742,7 +696,7 @@ async fn a_test_send_uses_each_platforms_validation_mode_and_queues_nothing() {
         ],
     )
     .await;
-    let c = client(&db).await;
+    let c = ClientSpec::new().insert(&db).await;
     let pixel = destination(
         &db,
         c,
@@ -847,7 +801,7 @@ async fn a_test_send_uses_each_platforms_validation_mode_and_queues_nothing() {
 
     // Nothing queued; bad ids refused.
     assert_eq!(
-        count(&db, "SELECT count(*) FROM conversion_deliveries").await,
+        db.count("SELECT count(*) FROM conversion_deliveries").await,
         0
     );
     let (s, r) = test(Uuid::new_v4().to_string(), None).await;

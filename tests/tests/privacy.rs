@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use integration_tests::fake::{Fake, Reply};
 use integration_tests::*;
 use serde_json::{json, Value};
@@ -13,13 +13,8 @@ use uuid::Uuid;
 const CRON: &str = "data-retention";
 const EMAIL: &str = "jane.doe@example.com";
 
-async fn post(app: &TestApp, path: &str, body: &Value, admin: bool) -> (u16, Value) {
-    let call = app.post(path).json(body);
-    if admin { call.admin() } else { call }.send().await
-}
-
 async fn admin(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
-    post(app, path, body, true).await
+    app.post(path).admin().json(body).send().await
 }
 
 /// A client on shop.com in the US.
@@ -41,37 +36,37 @@ async fn meta_destination(db: &TestDb, client: Uuid) -> Uuid {
     .await
 }
 
-fn widget_batch(client: Uuid, visitor: &str, hours_ago: &[i64], extra: Value) -> Value {
-    let events: Vec<Value> = hours_ago
+/// A widget batch from `visitor`: one event per `hours_ago`, on a page
+/// with a click id and a campaign, from a search; `extra` overrides keys.
+fn visits(client: Uuid, visitor: &str, hours_ago: &[i64], extra: Value) -> Value {
+    let events = hours_ago
         .iter()
         .map(|h| {
             let at = Utc::now() - chrono::Duration::hours(*h);
-            json!({"event_id": Uuid::new_v4(), "name": "widget_open",
-                   "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                   "page_url": "https://shop.com/p?gclid=G-123&utm_source=news#x",
-                   "referrer": "https://search.example/?q=jane+doe"})
+            let mut e = widget_event(
+                "widget_open",
+                at,
+                "https://shop.com/p?gclid=G-123&utm_source=news#x",
+            );
+            e["referrer"] = json!("https://search.example/?q=jane+doe");
+            e
         })
         .collect();
-    let mut body = json!({"client_id": client, "anonymous_id": visitor,
-                          "context": {"user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"},
-                          "events": events});
+    let mut body = widget_batch(client, visitor, events);
+    body["context"] = json!({"user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
     body
 }
 
+/// `POST /v1/events` from a visitor behind the trusted proxy.
 async fn ingest(app: &TestApp, body: &Value) -> (u16, Value) {
-    let res = http()
-        .post(format!("{}/v1/events", app.url))
-        .header("content-type", "application/json")
+    app.post("/v1/events")
         .header("x-forwarded-for", "81.2.69.160")
-        .body(body.to_string())
+        .json(body)
         .send()
         .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 fn lead(client: Uuid, visitor: &str, email: &str) -> Value {
@@ -348,20 +343,16 @@ async fn an_erase_removes_every_trace_of_the_person_keeps_the_rollups_and_is_log
         .and_utc();
     let y = (Utc::now() - noon).num_hours();
     for (visitor, hours) in [("v-jane", vec![y, y - 1, 1]), ("v-bob", vec![y, 2])] {
-        let (status, body) = ingest(&app, &widget_batch(c, visitor, &hours, json!({}))).await;
+        let (status, body) = ingest(&app, &visits(c, visitor, &hours, json!({}))).await;
         assert_eq!(status, 200, "{body}");
     }
     let bad = json!({"client_id": c, "anonymous_id": "v-jane", "events": [
         {"event_id": Uuid::new_v4(), "name": "Bad Name", "timestamp": Utc::now().to_rfc3339(),
          "properties": {"email": EMAIL}}]});
     assert_eq!(ingest(&app, &bad).await.0, 422);
-    let (status, body) = post(
-        &app,
-        "/v1/leads",
-        &lead(c, "v-jane", "Jane.Doe@Example.com"),
-        false,
-    )
-    .await;
+    let (status, body) = app
+        .post_json("/v1/leads", &lead(c, "v-jane", "Jane.Doe@Example.com"))
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(meta.count(), 1);
     // Yesterday rolled up (the real rollup function): stats and visitor rows.
@@ -506,7 +497,9 @@ async fn erase_requests_without_a_person_or_for_an_unknown_client_are_refused() 
                 "{path} {body}"
             );
         }
-        let (status, _) = post(&app, path, &json!({"client_id": c, "email": EMAIL}), false).await;
+        let (status, _) = app
+            .post_json(path, &json!({"client_id": c, "email": EMAIL}))
+            .await;
         assert_eq!(status, 401);
     }
     assert_eq!(db.count("SELECT count(*) FROM privacy_requests").await, 0);
@@ -534,7 +527,7 @@ async fn an_erase_during_a_delivery_run_never_lets_the_cancelled_event_be_sent()
     meta_destination(&db, c).await;
     // Two people, each with a lead whose inline send timed out: queued.
     for (visitor, email) in [("v-a", "a@example.com"), ("v-b", "b@example.com")] {
-        let (status, body) = post(&app, "/v1/leads", &lead(c, visitor, email), false).await;
+        let (status, body) = app.post_json("/v1/leads", &lead(c, visitor, email)).await;
         assert_eq!(status, 201, "{body}");
     }
     db.exec("UPDATE conversion_deliveries SET status = 'retrying', next_retry_at = now() - interval '1 second', lease_owner = NULL, lease_expires_at = NULL").await;
@@ -608,11 +601,7 @@ async fn events_of_visitors_who_refused_consent_are_kept_without_identifiers_or_
     let c = client(&db).await;
     let refused = json!({"context": {"user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
                                      "consent": {"analytics": false}}});
-    let (status, body) = ingest(
-        &app,
-        &widget_batch(c, "v-private", &[3, 2], refused.clone()),
-    )
-    .await;
+    let (status, body) = ingest(&app, &visits(c, "v-private", &[3, 2], refused.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["accepted"].as_i64(), &body["consent_refused"]),
@@ -645,14 +634,14 @@ async fn events_of_visitors_who_refused_consent_are_kept_without_identifiers_or_
     assert_eq!(row.get::<_, String>(7), "news", "the campaign is kept");
     assert_eq!(db.count("SELECT count(*) FROM widget_sessions WHERE person_id = 'v-private' OR gclid IS NOT NULL").await, 0);
     // A second batch is another anonymous visitor: nothing links the two.
-    ingest(&app, &widget_batch(c, "v-private", &[1], refused.clone())).await;
+    ingest(&app, &visits(c, "v-private", &[1], refused.clone())).await;
     assert_eq!(
         db.count("SELECT count(DISTINCT person_id) FROM session_events")
             .await,
         2
     );
     // A consenting visitor is stored as before.
-    let (status, body) = ingest(&app, &widget_batch(c, "v-ok", &[1], json!({}))).await;
+    let (status, body) = ingest(&app, &visits(c, "v-ok", &[1], json!({}))).await;
     assert_eq!((status, body.get("consent_refused")), (200, None));
     assert_eq!(db.count("SELECT count(*) FROM session_events WHERE person_id = 'v-ok' AND client_ip IS NOT NULL").await, 1);
 
@@ -662,7 +651,7 @@ async fn events_of_visitors_who_refused_consent_are_kept_without_identifiers_or_
     ))
     .await;
     let before = db.count("SELECT count(*) FROM session_events").await;
-    let (status, body) = ingest(&app, &widget_batch(c, "v-private", &[1], refused)).await;
+    let (status, body) = ingest(&app, &visits(c, "v-private", &[1], refused)).await;
     assert_eq!(
         (status, &body["consent_refused"]),
         (200, &json!("not_stored")),

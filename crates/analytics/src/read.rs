@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::pg4::ParameterValue;
 
-use platform::db::{self, Db};
+use platform::db::{self, text_or_null, Db};
 use platform::request::header;
 use platform::{auth, respond, ApiError};
 
@@ -55,10 +55,6 @@ fn route(req: &Request) -> (String, String) {
 
 fn text(v: impl ToString) -> ParameterValue {
     ParameterValue::Str(v.to_string())
-}
-
-fn opt_text(v: Option<&str>) -> ParameterValue {
-    v.map(text).unwrap_or(ParameterValue::DbNull)
 }
 
 /// A client's reporting time zone.
@@ -407,8 +403,8 @@ fn sessions(
             text(client_id),
             ParameterValue::Floating64(start.timestamp() as f64),
             ParameterValue::Floating64(end.timestamp() as f64),
-            opt_text(q.device.as_deref()),
-            opt_text(q.source.as_deref()),
+            text_or_null(q.device.as_deref()),
+            text_or_null(q.source.as_deref()),
             after_us,
             after_id,
             // One more than the page: whether there is a next page.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue;
 
-use platform::db::Db;
+use platform::db::{text_or_null, Db};
 use platform::query::Params;
 use platform::ApiError;
 
@@ -90,21 +90,15 @@ struct Count {
     n: i64,
 }
 
-fn text(v: Option<&str>) -> ParameterValue {
-    v.map_or(ParameterValue::DbNull, |s| {
-        ParameterValue::Str(s.to_string())
-    })
-}
-
 /// One page of the list with the counts per status.
 pub fn list(db: &Db, q: &ListQuery) -> Result<Value, ApiError> {
     let destination = q.destination.map(Kind::as_str);
     let mut items: Vec<Value> = db.rows(
         LIST,
         &[
-            text(q.status.map(DeliveryStatus::as_str)),
-            text(destination),
-            text(q.client_id.as_deref()),
+            text_or_null(q.status.map(DeliveryStatus::as_str)),
+            text_or_null(destination),
+            text_or_null(q.client_id.as_deref()),
             q.cursor
                 .map_or(ParameterValue::DbNull, ParameterValue::Int64),
             // One more than the page: whether there is a next page.
@@ -121,7 +115,13 @@ pub fn list(db: &Db, q: &ListQuery) -> Result<Value, ApiError> {
         None
     };
     let mut counts = json!({ "pending": 0, "retrying": 0, "resolved": 0, "dead_letter": 0 });
-    for c in db.rows::<Count>(COUNTS, &[text(destination), text(q.client_id.as_deref())])? {
+    for c in db.rows::<Count>(
+        COUNTS,
+        &[
+            text_or_null(destination),
+            text_or_null(q.client_id.as_deref()),
+        ],
+    )? {
         counts[c.status.as_str()] = json!(c.n);
     }
     Ok(json!({ "items": items, "next_cursor": next_cursor, "counts": counts }))
@@ -341,9 +341,9 @@ fn replay_now(db: &Db, r: &Replay, limits: &Limits) -> Result<Value, ApiError> {
     let matched: Vec<Matched> = db.rows(
         REPLAY,
         &[
-            text(r.client_id.as_deref()),
-            text(r.destination_id.as_deref()),
-            text(r.status.map(DeliveryStatus::as_str)),
+            text_or_null(r.client_id.as_deref()),
+            text_or_null(r.destination_id.as_deref()),
+            text_or_null(r.status.map(DeliveryStatus::as_str)),
             instant(r.from),
             instant(r.to),
             ParameterValue::Int64(r.limit),

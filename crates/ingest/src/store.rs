@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue;
 
-use platform::db::{Db, DbError};
+use platform::db::{text_or_null, Db, DbError};
 use platform::site::{Site, WidgetClient};
 
 use crate::batch::{Batch, EventRow, Rejection};
@@ -260,7 +260,6 @@ fn write(
     session_ids: &[String],
     expected: Option<Option<&LastSession>>,
 ) -> Result<Written, DbError> {
-    let opt = |s: Option<&str>| s.map_or(ParameterValue::DbNull, |s| s.to_string().into());
     let jsonb = |v: Value| ParameterValue::Jsonb(serde_json::to_vec(&v).unwrap_or_default());
     let d = w.device;
     let expected_session = expected.flatten();
@@ -271,20 +270,20 @@ fn write(
             w.batch.client_id.clone().into(),
             w.batch.person_id.clone().into(),
             d.device_type.clone().into(),
-            opt(d.browser.as_deref()),
-            opt(d.browser_version.as_deref()),
-            opt(d.os.as_deref()),
-            opt(d.os_version.as_deref()),
+            text_or_null(d.browser.as_deref()),
+            text_or_null(d.browser_version.as_deref()),
+            text_or_null(d.os.as_deref()),
+            text_or_null(d.os_version.as_deref()),
             d.is_bot.into(),
-            opt(w.ip),
-            opt(w.batch.locale.as_deref()),
-            opt(w.batch.screen.as_deref()),
+            text_or_null(w.ip),
+            text_or_null(w.batch.locale.as_deref()),
+            text_or_null(w.batch.screen.as_deref()),
             jsonb(rejections_json(w.rejected)),
             w.rejected_cap_per_hour.into(),
-            opt(w.new_user_agent),
+            text_or_null(w.new_user_agent),
             PARSER.to_string().into(),
             expected.is_some().into(),
-            opt(expected_session.map(|s| s.id.as_str())),
+            text_or_null(expected_session.map(|s| s.id.as_str())),
             expected_session.map_or(ParameterValue::DbNull, |s| {
                 s.last_seen.timestamp_micros().into()
             }),

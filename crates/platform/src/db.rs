@@ -131,6 +131,13 @@ pub fn as_one_row(sql: &str) -> String {
     format!("WITH r AS (\n{sql}\n) SELECT coalesce(json_agg(r), '[]')::text FROM r")
 }
 
+/// An optional text parameter: the text, or SQL NULL.
+pub fn text_or_null(v: Option<&str>) -> ParameterValue {
+    v.map_or(ParameterValue::DbNull, |s| {
+        ParameterValue::Str(s.to_string())
+    })
+}
+
 /// A connection to the application database.
 pub struct Db {
     conn: Connection,

@@ -5,7 +5,9 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use platform::db::Db;
+use spin_sdk::pg4::ParameterValue;
+
+use platform::db::{text_or_null, Db};
 use platform::ApiError;
 
 use crate::person::{Person, Request};
@@ -36,19 +38,14 @@ pub fn resolve(db: &Db, request: Request) -> Result<Person, ApiError> {
     request.person(client.default_country.as_deref())
 }
 
-fn text(v: &Option<String>) -> spin_sdk::pg4::ParameterValue {
-    v.clone()
-        .map_or(spin_sdk::pg4::ParameterValue::DbNull, Into::into)
-}
-
-fn who(p: &Person, requested_by: Option<&str>) -> Vec<spin_sdk::pg4::ParameterValue> {
+fn who(p: &Person, requested_by: Option<&str>) -> Vec<ParameterValue> {
     vec![
         p.client_id.clone().into(),
-        text(&p.anonymous_id),
-        text(&p.email),
-        text(&p.phone),
-        spin_sdk::pg4::ParameterValue::Jsonb(p.hashes().to_string().into_bytes()),
-        text(&requested_by.map(str::to_string)),
+        text_or_null(p.anonymous_id.as_deref()),
+        text_or_null(p.email.as_deref()),
+        text_or_null(p.phone.as_deref()),
+        ParameterValue::Jsonb(p.hashes().to_string().into_bytes()),
+        text_or_null(requested_by),
     ]
 }
 
