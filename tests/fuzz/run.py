@@ -144,6 +144,8 @@ def main() -> int:
         started = time.time()
         result = subprocess.run(cmd, env=env, cwd=os.path.dirname(__file__), capture_output=True, text=True)
         out = result.stdout + result.stderr
+        with open(os.path.join(ROOT, "target", "fuzz-output.log"), "w") as f:
+            f.write(out)  # the whole run, whatever the outcome
         code = result.returncode
         generator_flakes = tool_flakes(out)
         # Everything when something failed; the tool's own summary otherwise.
@@ -158,7 +160,7 @@ def main() -> int:
         print("==> fuzzing summary")
         print(f"    seed {seed}; operations {operations.group(1) if operations else '?'}; "
               f"test cases {cases.group(1) if cases else '?'}; {time.time() - started:.0f} s; "
-              f"{'no failures' if code == 0 else 'FAILURES (above)'}; app log target/fuzz-app.log")
+              f"{'no failures' if code == 0 else 'FAILURES (above)'}; output target/fuzz-output.log, app log target/fuzz-app.log")
         return code
     finally:
         app.terminate()
