@@ -209,12 +209,28 @@ fn token_reply(token: &str) -> Reply {
 }
 
 /// A Data Manager fake: refuses requests without `Bearer <token>` (401) and
-/// any carrying a transactionId in `bad` (400), accepts the rest.
+/// any carrying a transactionId in `bad` (400), accepts the rest with the
+/// request id `req-<operating account>`. `requestStatus:retrieve` (field
+/// names from the `@google-ads/datamanager` protos) says operating account
+/// 999's requests had an unknown gclid, and that the others succeeded.
 async fn data_manager(token: &'static str, bad: &'static [&'static str]) -> Fake {
     Fake::start(move |r| {
         if r.headers.get("authorization").map(String::as_str) != Some(&format!("Bearer {token}"))
         {
             return Reply::json(401, json!({ "error": { "code": 401, "status": "UNAUTHENTICATED" } }));
+        }
+        if r.method == "GET" && r.path.starts_with("/v1/requestStatus:retrieve?requestId=") {
+            let failed = r.path.ends_with("=req-999");
+            let (status, counts) = if failed {
+                ("FAILED", json!({ "errorInfo": { "errorCounts": [
+                    { "recordCount": "1", "reason": "PROCESSING_ERROR_REASON_INVALID_GCLID" } ] } }))
+            } else {
+                ("SUCCESS", json!({}))
+            };
+            let mut d = json!({ "destination": {}, "requestStatus": status,
+                                "eventsIngestionStatus": { "recordCount": "1" } });
+            d.as_object_mut().unwrap().extend(counts.as_object().unwrap().clone());
+            return Reply::json(200, json!({ "requestStatusPerDestination": [d] }));
         }
         let body = r.json();
         let refused = body["events"].as_array().into_iter().flatten().any(|e| {
@@ -223,7 +239,8 @@ async fn data_manager(token: &'static str, bad: &'static [&'static str]) -> Fake
         if refused {
             Reply::json(400, json!({ "error": { "code": 400, "status": "INVALID_ARGUMENT", "message": "Invalid event" } }))
         } else {
-            Reply::json(200, json!({ "requestId": "req-1" }))
+            let account = body["destinations"][0]["operatingAccount"]["accountId"].as_str().unwrap_or("");
+            Reply::json(200, json!({ "requestId": format!("req-{account}") }))
         }
     })
     .await
@@ -946,11 +963,40 @@ async fn a_test_send_uses_each_platforms_validation_mode_and_queues_nothing() {
     verify(SECRET_NEW, sent).unwrap();
     assert_eq!(sent.json()["type"], "test");
 
-    // Data Manager: validateOnly, with a refreshed token.
+    // Data Manager: validateOnly, with a refreshed token, then what
+    // requestStatus:retrieve says of the request.
     let (_, r) = test(google.to_string(), None).await;
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(dm.requests()[0].json()["validateOnly"], true);
     assert_eq!(oauth.count(), 1);
+    assert_eq!(
+        dm.requests()[1].path,
+        "/v1/requestStatus:retrieve?requestId=req-1234567890"
+    );
+    assert_eq!(r["messages"], json!(["request status: SUCCESS"]), "{r}");
+    // Accepted by events:ingest, refused in processing: not ok, and why.
+    let mut unknown_click = dm_config("1//refresh");
+    unknown_click["operating_account_id"] = json!("999");
+    let refused = destination(&db, c, "google_dm", unknown_click).await;
+    let (_, r) = test(refused.to_string(), None).await;
+    assert_eq!(
+        (r["ok"].as_bool(), r["status"].as_i64()),
+        (Some(false), Some(200)),
+        "{r}"
+    );
+    assert_eq!(
+        r["messages"],
+        json!([
+            "request status: FAILED",
+            "1 event: PROCESSING_ERROR_REASON_INVALID_GCLID"
+        ]),
+        "{r}"
+    );
+    assert_eq!(
+        r["request_status"]["requestStatusPerDestination"][0]["requestStatus"],
+        "FAILED"
+    );
+    let dm_calls = dm.count();
     // An incomplete config: the missing key named, nothing sent.
     let (_, r) = test(broken.to_string(), None).await;
     assert_eq!(
@@ -962,7 +1008,7 @@ async fn a_test_send_uses_each_platforms_validation_mode_and_queues_nothing() {
         .as_str()
         .unwrap()
         .contains("operating_account_id"));
-    assert_eq!(dm.count(), 1);
+    assert_eq!(dm.count(), dm_calls);
 
     // Nothing queued; bad ids refused.
     assert_eq!(
