@@ -40,6 +40,16 @@ fn migrate(url: &str, dir: &PathBuf) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// A plain connection to database `name`, to read what the migration saw.
+async fn connect(name: &str) -> tokio_postgres::Client {
+    let url = admin_url().replace("/postgres?", &format!("/{name}?"));
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
 async fn drop_database(name: &str) {
     let (c, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
         .await
@@ -71,13 +81,7 @@ async fn migrate_verifies_the_servers_certificate_and_encrypts() {
     let (ok, out) = migrate(&url, &dir);
     assert!(ok, "{out}");
     assert!(out.contains("applied V1__tls_probe"), "{out}");
-    let (probe, conn) = tokio_postgres::connect(
-        &admin_url().replace("/postgres?", &format!("/{name}?")),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let probe = connect(&name).await;
     let row = probe
         .query_one("SELECT ssl, version FROM tls_probe", &[])
         .await
@@ -117,13 +121,7 @@ async fn migrate_verifies_the_servers_certificate_and_encrypts() {
     let url = format!("postgres://postgres@localhost:5432/{name}?sslmode=disable");
     let (ok, out) = migrate(&url, &dir);
     assert!(ok, "{out}");
-    let (probe, conn) = tokio_postgres::connect(
-        &admin_url().replace("/postgres?", &format!("/{name}?")),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let probe = connect(&name).await;
     let encrypted: bool = probe
         .query_one("SELECT ssl FROM tls_probe", &[])
         .await

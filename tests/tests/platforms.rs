@@ -283,12 +283,7 @@ async fn dm_app(db: &TestDb, dm: &Fake, oauth: &Fake, extra: &[(&str, &str)]) ->
 }
 
 async fn retry_all(app: &TestApp) -> Value {
-    let (status, body) = app
-        .post("/admin/failed-events/retry")
-        .admin()
-        .json(&json!({ "retry_all": true }))
-        .send()
-        .await;
+    let (status, body) = app.retry_all().await;
     assert_eq!(status, 200, "{body}");
     body
 }

@@ -170,12 +170,7 @@ async fn a_postgres_restart_under_load_loses_nothing_and_heals_by_itself() {
         let (app, stop, note) = (app.clone(), stop.clone(), note.clone());
         workers.push(tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                let (status, body) = app
-                    .post("/admin/failed-events/retry")
-                    .admin()
-                    .json(&json!({ "retry_all": true }))
-                    .send()
-                    .await;
+                let (status, body) = app.retry_all().await;
                 note("retry", status, &body);
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
@@ -254,12 +249,7 @@ async fn a_postgres_restart_under_load_loses_nothing_and_heals_by_itself() {
     // the outage interrupted.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (status, body) = app
-            .post("/admin/failed-events/retry")
-            .admin()
-            .json(&json!({ "retry_all": true }))
-            .send()
-            .await;
+        let (status, body) = app.retry_all().await;
         assert_eq!(status, 200, "{body}");
         let open = db
             .count("SELECT count(*) FROM conversion_deliveries WHERE status <> 'resolved'")
