@@ -19,6 +19,20 @@ SET xmloption = content;
 SET client_min_messages = warning;
 SET row_security = off;
 
+--
+-- Name: hll; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS hll WITH SCHEMA public;
+
+
+--
+-- Name: EXTENSION hll; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION hll IS 'type for storing hyperloglog data';
+
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -51,7 +65,9 @@ CREATE TABLE public.widget_daily_stats (
     devices jsonb NOT NULL,
     browsers jsonb NOT NULL,
     os jsonb NOT NULL,
-    time_zone text DEFAULT 'UTC'::text NOT NULL
+    time_zone text DEFAULT 'UTC'::text NOT NULL,
+    visitors_sketch public.hll,
+    bot_visitors_sketch public.hll
 );
 
 
@@ -206,7 +222,8 @@ BEGIN
                count(*) FILTER (WHERE NOT EXISTS (
                    SELECT 1 FROM analytics_visitors v
                     WHERE v.client_id = p.client_id AND v.person_id = p.person_id
-                      AND v.first_day < $1)) AS new_visitors
+                      AND v.first_day < $1)) AS new_visitors,
+               hll_add_agg(hll_hash_text(p.person_id), 13) AS sketch
           FROM (SELECT DISTINCT client_id, person_id FROM ev WHERE NOT is_bot) p
          GROUP BY p.client_id
     ),
@@ -223,7 +240,8 @@ BEGIN
     ),
     -- Apart, so that the totals above hash instead of sorting every event.
     bots AS (
-        SELECT client_id, count(DISTINCT person_id) AS visitors, count(DISTINCT session_id) AS sessions
+        SELECT client_id, count(DISTINCT person_id) AS visitors, count(DISTINCT session_id) AS sessions,
+               hll_add_agg(hll_hash_text(person_id), 13) AS sketch
           FROM ev WHERE is_bot GROUP BY client_id
     ),
     names AS (
@@ -262,7 +280,8 @@ BEGIN
            coalesce(b.sessions, 0)::int8, coalesce(b.visitors, 0)::int8, t.bot_events::int8,
            coalesce(n.counts, '{}'), coalesce(m.referrers, '{}'), coalesce(m.utm_sources, '{}'),
            coalesce(m.devices, '{}'), coalesce(m.browsers, '{}'), coalesce(m.os, '{}'),
-           cz.time_zone
+           cz.time_zone,
+           coalesce(p.sketch, hll_empty(13)), coalesce(b.sketch, hll_empty(13))
       FROM ev_tot t
       JOIN cz ON cz.id = t.client_id
       LEFT JOIN sess_tot s ON s.client_id = t.client_id

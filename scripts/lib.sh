@@ -1,5 +1,16 @@
-# Shared by the scripts: make sure the local Postgres is running.
+# Shared by the scripts: make sure the local Postgres is running, with the
+# HyperLogLog extension the analytics rollups use (migrations/V24; Debian's
+# postgresql-<version>-hll package, as the distribution builds it).
 ensure_postgres() {
+  local version
+  version="$(ls /etc/postgresql | head -n1)"
+  if [ ! -f "/usr/share/postgresql/$version/extension/hll.control" ]; then
+    echo "==> installing the hll extension (apt-get install -y postgresql-$version-hll)"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "postgresql-$version-hll"
+  fi
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     echo "==> starting PostgreSQL"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start

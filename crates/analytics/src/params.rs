@@ -1,6 +1,7 @@
 //! The read API's query parameters, validated before anything reaches SQL:
-//! `from`, `to` (dates, inclusive), `tz` (IANA name), `limit`, and for
-//! `sessions` the filters `device`, `source` and the `cursor`. Each error
+//! `from`, `to` (dates, inclusive), `tz` (IANA name), `limit`, for `trends`
+//! the `interval`, and for `sessions` the filters `device`, `source` and the
+//! `cursor`. Each error
 //! names the parameter at fault.
 
 use std::str::FromStr;
@@ -65,7 +66,8 @@ impl Endpoint {
     /// The query parameters this endpoint accepts; any other is refused.
     pub fn accepts(self) -> &'static [&'static str] {
         match self {
-            Endpoint::Summary | Endpoint::Trends => &["from", "to", "tz"],
+            Endpoint::Summary => &["from", "to", "tz"],
+            Endpoint::Trends => &["from", "to", "tz", "interval"],
             Endpoint::Events | Endpoint::TrafficSources | Endpoint::Devices => {
                 &["from", "to", "tz", "limit"]
             }
@@ -86,6 +88,25 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_parameter", field, message)
 }
 
+/// The buckets of `trends`: days, ISO weeks (Monday to Sunday) or calendar
+/// months, each cut to the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Day,
+    Week,
+    Month,
+}
+
+impl Interval {
+    pub fn name(self) -> &'static str {
+        match self {
+            Interval::Day => "day",
+            Interval::Week => "week",
+            Interval::Month => "month",
+        }
+    }
+}
+
 /// The validated query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
@@ -93,6 +114,7 @@ pub struct Query {
     pub to: NaiveDate,
     pub tz: Tz,
     pub limit: i64,
+    pub interval: Interval,
     pub device: Option<String>,
     pub source: Option<String>,
     pub cursor: Option<String>,
@@ -248,6 +270,17 @@ pub fn parse(
             ))
         }
     };
+    let interval = match get("interval") {
+        None | Some("day") => Interval::Day,
+        Some("week") => Interval::Week,
+        Some("month") => Interval::Month,
+        Some(v) => {
+            return Err(invalid(
+                "interval",
+                format!("interval {v:?} must be day, week or month"),
+            ))
+        }
+    };
     let cursor = match get("cursor") {
         None => None,
         Some(v) if !v.is_empty() && v.len() <= MAX_CURSOR_CHARS => Some(v.to_string()),
@@ -258,6 +291,7 @@ pub fn parse(
         to,
         tz,
         limit,
+        interval,
         device,
         source,
         cursor,
@@ -299,6 +333,16 @@ mod tests {
             .unwrap_err()
             .field
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn trends_take_an_interval_and_only_trends_do() {
+        let q = |s: &str| parse(Endpoint::Trends, s, now(), Tz::UTC);
+        assert_eq!(q("").unwrap().interval, Interval::Day);
+        assert_eq!(q("interval=week").unwrap().interval, Interval::Week);
+        assert_eq!(q("interval=month").unwrap().interval, Interval::Month);
+        assert_eq!(err(Endpoint::Trends, "interval=year"), "interval");
+        assert_eq!(err(Endpoint::Summary, "interval=week"), "interval");
     }
 
     #[test]

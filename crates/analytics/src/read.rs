@@ -25,26 +25,57 @@ use crate::params::{self, Endpoint, Query};
 /// Sessions with an event in this many minutes count as active.
 pub const ACTIVE_WINDOW_MINUTES: i64 = 30;
 
-/// The additive figures of a range, as a JSON object (`s` = the days).
+/// The figures of a set of days `s` (a range, or one bucket of `trends`),
+/// as columns. Counts are sums; visitors are counted once however many days
+/// they came (docs/METRICS.md): the cardinality of the union of the days'
+/// HyperLogLog sketches (migrations/V24), or the day's exact count when the
+/// set holds one day. A day rolled up before sketches existed, whose raw
+/// events were gone, has none and adds its own count. New visitors are the
+/// visitors first seen on one of the days (summable: a visitor is new on one
+/// day only); returning ones the rest.
+const FIGURES: &str = "
+    coalesce(sum(s.sessions), 0)::int8 AS sessions,
+    CASE WHEN count(s.day) <= 1 THEN coalesce(sum(s.unique_visitors), 0)::int8
+         ELSE round(coalesce(hll_cardinality(hll_union_agg(s.visitors_sketch)), 0))::int8
+              + coalesce(sum(s.unique_visitors) FILTER (WHERE s.visitors_sketch IS NULL), 0)::int8
+    END AS unique_visitors,
+    coalesce(sum(s.new_visitors), 0)::int8 AS new_visitors,
+    coalesce(sum(s.events), 0)::int8 AS events,
+    coalesce(sum(s.impressions), 0)::int8 AS impressions,
+    coalesce(sum(s.opens), 0)::int8 AS opens,
+    coalesce(sum(s.chats_started), 0)::int8 AS chats_started,
+    coalesce(sum(s.messages), 0)::int8 AS messages,
+    coalesce(sum(s.forms_submitted), 0)::int8 AS forms_submitted,
+    coalesce(sum(s.converted_sessions), 0)::int8 AS converted_sessions,
+    coalesce(sum(s.total_session_seconds), 0)::float8 AS total_session_seconds,
+    coalesce(sum(s.bot_sessions), 0)::int8 AS bot_sessions,
+    CASE WHEN count(s.day) <= 1 THEN coalesce(sum(s.bot_visitors), 0)::int8
+         ELSE round(coalesce(hll_cardinality(hll_union_agg(s.bot_visitors_sketch)), 0))::int8
+              + coalesce(sum(s.bot_visitors) FILTER (WHERE s.bot_visitors_sketch IS NULL), 0)::int8
+    END AS bot_visitors,
+    coalesce(sum(s.bot_events), 0)::int8 AS bot_events";
+
+/// [`FIGURES`] `t` as the API's JSON object. An estimate of the union can
+/// fall below the exact count of new visitors: new is capped at unique.
 const TOTALS: &str = "jsonb_build_object(
-    'sessions', coalesce(sum(s.sessions), 0)::int8,
-    'unique_visitors', coalesce(sum(s.unique_visitors), 0)::int8,
-    'new_visitors', coalesce(sum(s.new_visitors), 0)::int8,
-    'returning_visitors', coalesce(sum(s.returning_visitors), 0)::int8,
-    'events', coalesce(sum(s.events), 0)::int8,
-    'impressions', coalesce(sum(s.impressions), 0)::int8,
-    'opens', coalesce(sum(s.opens), 0)::int8,
-    'chats_started', coalesce(sum(s.chats_started), 0)::int8,
-    'messages', coalesce(sum(s.messages), 0)::int8,
-    'forms_submitted', coalesce(sum(s.forms_submitted), 0)::int8,
-    'converted_sessions', coalesce(sum(s.converted_sessions), 0)::int8,
-    'conversion_rate', CASE WHEN sum(s.sessions) > 0
-        THEN round(sum(s.converted_sessions)::numeric / sum(s.sessions), 4) ELSE 0 END,
-    'avg_session_duration_s', CASE WHEN sum(s.sessions) > 0
-        THEN round((sum(s.total_session_seconds) / sum(s.sessions))::numeric, 1) ELSE 0 END,
-    'bot_sessions', coalesce(sum(s.bot_sessions), 0)::int8,
-    'bot_visitors', coalesce(sum(s.bot_visitors), 0)::int8,
-    'bot_events', coalesce(sum(s.bot_events), 0)::int8)";
+    'sessions', t.sessions,
+    'unique_visitors', t.unique_visitors,
+    'new_visitors', least(t.new_visitors, t.unique_visitors),
+    'returning_visitors', greatest(t.unique_visitors - t.new_visitors, 0),
+    'events', t.events,
+    'impressions', t.impressions,
+    'opens', t.opens,
+    'chats_started', t.chats_started,
+    'messages', t.messages,
+    'forms_submitted', t.forms_submitted,
+    'converted_sessions', t.converted_sessions,
+    'conversion_rate', CASE WHEN t.sessions > 0
+        THEN round(t.converted_sessions::numeric / t.sessions, 4) ELSE 0 END,
+    'avg_session_duration_s', CASE WHEN t.sessions > 0
+        THEN round((t.total_session_seconds / t.sessions)::numeric, 1) ELSE 0 END,
+    'bot_sessions', t.bot_sessions,
+    'bot_visitors', t.bot_visitors,
+    'bot_events', t.bot_events)";
 
 /// The `{client_id}` and the endpoint of `/admin/analytics/{client_id}/<endpoint>`.
 fn route(req: &Request) -> (String, String) {
@@ -190,8 +221,9 @@ fn summary(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> 
     let (pf, pt) = q.previous();
     let sql = format!(
         "SELECT jsonb_build_array(
-                    (SELECT {TOTALS} FROM {DAYS} s),
-                    (SELECT {TOTALS} FROM analytics_client_days($1::text::uuid, $4::text::date, $5::text::date) s)) AS pair"
+                    (SELECT {TOTALS} FROM (SELECT {FIGURES} FROM {DAYS} s) t),
+                    (SELECT {TOTALS} FROM (SELECT {FIGURES}
+                       FROM analytics_client_days($1::text::uuid, $4::text::date, $5::text::date) s) t)) AS pair"
     );
     let pair: Value = conn.value(
         &sql,
@@ -213,34 +245,39 @@ fn summary(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> 
     }))
 }
 
+/// The range in buckets of `q.interval` (days, ISO weeks, months), each cut
+/// to the range: `date` its first day, `to` its last.
 fn trends(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
     let sql = format!(
-        "SELECT jsonb_agg(jsonb_build_object(
-                'date', to_char(g, 'YYYY-MM-DD'),
-                'sessions', coalesce(s.sessions, 0),
-                'unique_visitors', coalesce(s.unique_visitors, 0),
-                'new_visitors', coalesce(s.new_visitors, 0),
-                'returning_visitors', coalesce(s.returning_visitors, 0),
-                'events', coalesce(s.events, 0),
-                'impressions', coalesce(s.impressions, 0),
-                'opens', coalesce(s.opens, 0),
-                'chats_started', coalesce(s.chats_started, 0),
-                'messages', coalesce(s.messages, 0),
-                'forms_submitted', coalesce(s.forms_submitted, 0),
-                'converted_sessions', coalesce(s.converted_sessions, 0),
-                'conversion_rate', CASE WHEN s.sessions > 0
-                    THEN round(s.converted_sessions::numeric / s.sessions, 4) ELSE 0 END,
-                'avg_session_duration_s', CASE WHEN s.sessions > 0
-                    THEN round((s.total_session_seconds / s.sessions)::numeric, 1) ELSE 0 END,
-                'bot_sessions', coalesce(s.bot_sessions, 0),
-                'bot_events', coalesce(s.bot_events, 0)) ORDER BY g) AS days
-           FROM generate_series($2::text::date, $3::text::date, interval '1 day') g
-           LEFT JOIN {DAYS} s ON s.day = g::date"
+        "WITH d AS (
+             SELECT g::date AS day,
+                    CASE $4::text WHEN 'week' THEN date_trunc('week', g)::date
+                                  WHEN 'month' THEN date_trunc('month', g)::date
+                                  ELSE g::date END AS bucket
+               FROM generate_series($2::text::date, $3::text::date, interval '1 day') g
+         ), t AS (
+             SELECT d.bucket, min(d.day) AS first_day, max(d.day) AS last_day, {FIGURES}
+               FROM d LEFT JOIN {DAYS} s ON s.day = d.day
+              GROUP BY d.bucket
+         )
+         SELECT jsonb_agg(jsonb_build_object('date', to_char(t.first_day, 'YYYY-MM-DD'),
+                                             'to', to_char(t.last_day, 'YYYY-MM-DD'))
+                          || {TOTALS} ORDER BY t.bucket) AS days
+           FROM t"
     );
-    let days: Value = conn.value(&sql, &[text(client_id), text(q.from), text(q.to)])?;
+    let days: Value = conn.value(
+        &sql,
+        &[
+            text(client_id),
+            text(q.from),
+            text(q.to),
+            text(q.interval.name()),
+        ],
+    )?;
     Ok(json!({
         "client_id": client_id,
         "range": range_json(q),
+        "interval": q.interval.name(),
         "days": days,
     }))
 }
