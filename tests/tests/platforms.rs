@@ -460,6 +460,88 @@ async fn a_revoked_refresh_token_dead_letters_without_a_retry_storm_and_a_down_t
 }
 
 #[tokio::test]
+async fn a_revoked_grant_and_a_receiver_answering_410_each_raise_an_operator_alert() {
+    let db = TestDb::new().await;
+    let oauth = token_server(Reply::json(
+        400,
+        json!({ "error": "invalid_grant", "error_description": "Token has been expired or revoked." }),
+    ))
+    .await;
+    let dm = data_manager("never", &[]).await;
+    let gone = Fake::start(|_| Reply::text(410, "unsubscribed")).await;
+    let slack = Fake::start(|_| Reply::text(200, "ok")).await;
+    let slack_url = format!("{}/slack", slack.url);
+    let app = dm_app(
+        &db,
+        &dm,
+        &oauth,
+        &[
+            ("destination_hosts", "http://127.0.0.1:*"),
+            ("alert_webhook_url", slack_url.as_str()),
+            ("alert_webhook_origin", slack.url.as_str()),
+        ],
+    )
+    .await;
+    let c = ClientSpec::new().insert(&db).await;
+    let google = destination(&db, c, "google_dm", dm_config("1//revoked")).await;
+    let hook = destination(
+        &db,
+        c,
+        "webhook",
+        json!({ "url": gone.url, "secret": SECRET_NEW }),
+    )
+    .await;
+    queue_dm(&db, c, google, "g", 2, "1 hour").await;
+    queue(&db, hook, "w", 2, "1 hour").await;
+    retry_all(&app).await;
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'dead_letter' AND dead_letter_reason IN ('auth', 'gone')").await,
+        4
+    );
+
+    // The next tracking-health check: one alert per destination, each sent
+    // to the operators' webhook once.
+    app.app
+        .run_cron("tracking-health-check", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    for d in [google, hook] {
+        let scope = format!("destination:{d}");
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count(*) FROM tracking_health_alerts WHERE alert_type = 'dead_letters'
+                    AND scope = '{scope}' AND destination_id = '{d}' AND resolved_at IS NULL AND metric_value = 2"
+            ))
+            .await,
+            1,
+            "{scope}"
+        );
+        let texts: Vec<String> = slack
+            .requests()
+            .iter()
+            .map(|r| r.json()["text"].as_str().unwrap_or("").to_string())
+            .filter(|t| t.contains(&scope))
+            .collect();
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(
+            texts[0].contains("alert opened") && texts[0].contains("2 conversions dead-lettered"),
+            "{}",
+            texts[0]
+        );
+    }
+    // The alert text carries no secret.
+    let sent: String = slack
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        !sent.contains("1//revoked") && !sent.contains("CLIENT-SECRET") && !sent.contains("whsec_")
+    );
+}
+
+#[tokio::test]
 async fn a_token_google_refuses_is_forgotten_and_refreshed_on_the_next_attempt() {
     let db = TestDb::new().await;
     let oauth = token_server(token_reply("ya29.new")).await;
