@@ -542,6 +542,62 @@ async fn a_revoked_grant_and_a_receiver_answering_410_each_raise_an_operator_ale
 }
 
 #[tokio::test]
+async fn a_refresh_lease_held_by_a_dead_instance_costs_only_that_destinations_share_of_the_run() {
+    let db = TestDb::new().await;
+    let oauth = token_server(token_reply("ya29.fresh")).await;
+    let dm = data_manager("ya29.fresh", &[]).await;
+    let hook = Fake::start(|_| Reply::text(204, "")).await;
+    // A 4 s run, two destinations: 2 s each.
+    let app = dm_app(
+        &db,
+        &dm,
+        &oauth,
+        &[
+            ("destination_hosts", "http://127.0.0.1:*"),
+            ("retry_run_budget_ms", "4000"),
+        ],
+    )
+    .await;
+    let c = ClientSpec::new().insert(&db).await;
+    // The Google destination is served first (destinations go in id order).
+    let google = Uuid::parse_str("00000000-0000-4000-8000-000000000001").unwrap();
+    let created = destination(&db, c, "google_dm", dm_config("1//refresh")).await;
+    db.exec(&format!(
+        "UPDATE client_destinations SET id = '{google}' WHERE id = '{created}';
+         INSERT INTO oauth_tokens (destination_id, access_token, expires_at, refreshing_until)
+         VALUES ('{google}', 'ya29.stale', now() - interval '1 minute', now() + interval '30 seconds');"
+    ))
+    .await;
+    let fast = destination(
+        &db,
+        c,
+        "webhook",
+        json!({ "url": hook.url, "secret": SECRET_NEW }),
+    )
+    .await;
+    queue_dm(&db, c, google, "g", 2, "1 hour").await;
+    queue(&db, fast, "w", 3, "1 hour").await;
+
+    let started = std::time::Instant::now();
+    let summary = retry_all(&app).await;
+    let took = started.elapsed();
+    // Waited for the dead refresher only for its share, then the webhook got its turn.
+    assert!(
+        took < std::time::Duration::from_millis(3500),
+        "{took:?} {summary}"
+    );
+    assert_eq!((oauth.count(), dm.count(), hook.count()), (0, 0, 3));
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'w-%' AND status = 'resolved'").await,
+        3
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'g-%' AND status = 'retrying' AND last_error = 'another instance is refreshing the Google access token'").await,
+        2
+    );
+}
+
+#[tokio::test]
 async fn a_token_google_refuses_is_forgotten_and_refreshed_on_the_next_attempt() {
     let db = TestDb::new().await;
     let oauth = token_server(token_reply("ya29.new")).await;
