@@ -34,6 +34,15 @@ impl TestApp {
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         self.post(path).json(body).send().await
     }
+
+    /// The backoffice's retry button for everything due (admin).
+    pub async fn retry_all(&self) -> (u16, Value) {
+        self.post("/admin/failed-events/retry")
+            .admin()
+            .json(&serde_json::json!({ "retry_all": true }))
+            .send()
+            .await
+    }
 }
 
 impl Call {

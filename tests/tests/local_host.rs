@@ -199,7 +199,8 @@ async fn postgres_errors_read_as_they_do_under_spin() {
     assert_eq!(status, 500);
     let error = body["error"].as_str().unwrap();
     assert!(
-        error.contains("QueryFailed(QueryError::Text(") && error.contains("timestamptz"),
+        error.contains("QueryFailed(QueryError::Text(")
+            && error.contains("WrongType { postgres: Timestamptz"),
         "{error}"
     );
     // A database error carries its SQLSTATE.

@@ -209,12 +209,28 @@ fn token_reply(token: &str) -> Reply {
 }
 
 /// A Data Manager fake: refuses requests without `Bearer <token>` (401) and
-/// any carrying a transactionId in `bad` (400), accepts the rest.
+/// any carrying a transactionId in `bad` (400), accepts the rest with the
+/// request id `req-<operating account>`. `requestStatus:retrieve` (field
+/// names from the `@google-ads/datamanager` protos) says operating account
+/// 999's requests had an unknown gclid, and that the others succeeded.
 async fn data_manager(token: &'static str, bad: &'static [&'static str]) -> Fake {
     Fake::start(move |r| {
         if r.headers.get("authorization").map(String::as_str) != Some(&format!("Bearer {token}"))
         {
             return Reply::json(401, json!({ "error": { "code": 401, "status": "UNAUTHENTICATED" } }));
+        }
+        if r.method == "GET" && r.path.starts_with("/v1/requestStatus:retrieve?requestId=") {
+            let failed = r.path.ends_with("=req-999");
+            let (status, counts) = if failed {
+                ("FAILED", json!({ "errorInfo": { "errorCounts": [
+                    { "recordCount": "1", "reason": "PROCESSING_ERROR_REASON_INVALID_GCLID" } ] } }))
+            } else {
+                ("SUCCESS", json!({}))
+            };
+            let mut d = json!({ "destination": {}, "requestStatus": status,
+                                "eventsIngestionStatus": { "recordCount": "1" } });
+            d.as_object_mut().unwrap().extend(counts.as_object().unwrap().clone());
+            return Reply::json(200, json!({ "requestStatusPerDestination": [d] }));
         }
         let body = r.json();
         let refused = body["events"].as_array().into_iter().flatten().any(|e| {
@@ -223,7 +239,8 @@ async fn data_manager(token: &'static str, bad: &'static [&'static str]) -> Fake
         if refused {
             Reply::json(400, json!({ "error": { "code": 400, "status": "INVALID_ARGUMENT", "message": "Invalid event" } }))
         } else {
-            Reply::json(200, json!({ "requestId": "req-1" }))
+            let account = body["destinations"][0]["operatingAccount"]["accountId"].as_str().unwrap_or("");
+            Reply::json(200, json!({ "requestId": format!("req-{account}") }))
         }
     })
     .await
@@ -266,12 +283,7 @@ async fn dm_app(db: &TestDb, dm: &Fake, oauth: &Fake, extra: &[(&str, &str)]) ->
 }
 
 async fn retry_all(app: &TestApp) -> Value {
-    let (status, body) = app
-        .post("/admin/failed-events/retry")
-        .admin()
-        .json(&json!({ "retry_all": true }))
-        .send()
-        .await;
+    let (status, body) = app.retry_all().await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -457,6 +469,171 @@ async fn a_revoked_refresh_token_dead_letters_without_a_retry_storm_and_a_down_t
     let r = db.client().await.query_one("SELECT dead_letter_reason, last_error FROM conversion_deliveries WHERE event_id = 'd-1'", &[]).await.unwrap();
     assert_eq!(r.get::<_, String>(0), "config");
     assert!(r.get::<_, String>(1).contains("client_id"));
+}
+
+/// A fresh RSA key in PKCS#8 PEM, as Google's service-account key files hold
+/// it, and its public key, made by the openssl CLI.
+fn service_account_key(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    let key = dir.join("key.pem");
+    let public = dir.join("public.pem");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    run(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (std::fs::read_to_string(&key).unwrap(), public)
+}
+
+fn service_account_config(private_key: &str) -> Value {
+    json!({ "operating_account_id": "123-456-7890", "conversion_action_id": "555",
+            "service_account": { "type": "service_account", "project_id": "p",
+                                 "private_key_id": "kid-1", "private_key": private_key,
+                                 "client_email": "dm@p.iam.gserviceaccount.com",
+                                 "token_uri": "https://oauth2.googleapis.com/token" } })
+}
+
+/// The form fields of a recorded `application/x-www-form-urlencoded` body.
+fn form(r: &Recorded) -> std::collections::HashMap<String, String> {
+    let body = String::from_utf8(r.body.clone()).unwrap();
+    reqwest::Url::parse(&format!("http://form/?{body}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_service_account_key_signs_a_jwt_grant_that_openssl_verifies() {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    let db = TestDb::new().await;
+    let oauth = token_server(token_reply("ya29.service")).await;
+    let dm = data_manager("ya29.service", &[]).await;
+    let app = dm_app(&db, &dm, &oauth, &[]).await;
+    let dir = root()
+        .join("target/service-account")
+        .join(Uuid::new_v4().simple().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    let (private_key, public_key) = service_account_key(&dir);
+    let c = ClientSpec::new().insert(&db).await;
+    let d = destination(&db, c, "google_dm", service_account_config(&private_key)).await;
+    queue_dm(&db, c, d, "sa", 3, "1 hour").await;
+    retry_all(&app).await;
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'resolved'")
+            .await,
+        3
+    );
+    assert_eq!(oauth.count(), 1);
+
+    // RFC 7523's bearer grant, its RS256 signature checked by openssl.
+    let fields = form(&oauth.requests()[0]);
+    assert_eq!(
+        fields["grant_type"],
+        "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    );
+    assert_eq!(fields.len(), 2, "{fields:?}");
+    let jwt = &fields["assertion"];
+    let (signed, signature) = jwt.rsplit_once('.').unwrap();
+    std::fs::write(dir.join("signed"), signed).unwrap();
+    std::fs::write(
+        dir.join("signature"),
+        URL_SAFE_NO_PAD.decode(signature).unwrap(),
+    )
+    .unwrap();
+    let verify = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&public_key)
+        .arg("-signature")
+        .arg(dir.join("signature"))
+        .arg(dir.join("signed"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "openssl: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let part =
+        |p: &str| -> Value { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap() };
+    let (header, claims) = signed.split_once('.').unwrap();
+    let (header, claims) = (part(header), part(claims));
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["kid"], "kid-1");
+    assert_eq!(claims["iss"], "dm@p.iam.gserviceaccount.com");
+    assert_eq!(
+        claims["scope"],
+        "https://www.googleapis.com/auth/datamanager"
+    );
+    assert_eq!(claims["aud"], format!("{}/token", oauth.url));
+    let iat = claims["iat"].as_i64().unwrap();
+    assert!(
+        (iat - chrono::Utc::now().timestamp()).abs() < 120,
+        "{claims}"
+    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 3600);
+
+    // The key deleted at Google: invalid_grant, dead letters naming the
+    // service account, and the key is not presented again.
+    let refused = token_server(Reply::json(
+        400,
+        json!({ "error": "invalid_grant", "error_description": "Invalid JWT Signature." }),
+    ))
+    .await;
+    let app2 = dm_app(&db, &dm, &refused, &[]).await;
+    let (other_key, _) = service_account_key(&dir);
+    let d2 = destination(&db, c, "google_dm", service_account_config(&other_key)).await;
+    queue_dm(&db, c, d2, "gone", 2, "1 hour").await;
+    retry_all(&app2).await;
+    queue_dm(&db, c, d2, "again", 1, "1 hour").await;
+    retry_all(&app2).await;
+    assert_eq!(refused.count(), 1, "a refused key is not presented again");
+    let errors: Vec<String> = db
+        .column(&format!("SELECT dead_letter_reason || ': ' || last_error FROM conversion_deliveries WHERE destination_id = '{d2}'"))
+        .await;
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for e in &errors {
+        assert!(
+            e.starts_with("auth: ") && e.contains("invalid_grant") && e.contains("service_account"),
+            "{e}"
+        );
+        assert!(!e.contains("PRIVATE KEY"), "{e}");
+    }
+
+    // A key that is not a PEM RSA key: a config dead letter, Google not asked.
+    let d3 = destination(&db, c, "google_dm", service_account_config("not a key")).await;
+    queue_dm(&db, c, d3, "badkey", 1, "1 hour").await;
+    retry_all(&app2).await;
+    assert_eq!(refused.count(), 1);
+    let r = db.one("SELECT dead_letter_reason, last_error FROM conversion_deliveries WHERE event_id = 'badkey-1'").await;
+    assert_eq!(r.get::<_, String>(0), "config");
+    assert!(r
+        .get::<_, String>(1)
+        .contains("service_account.private_key"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -919,11 +1096,40 @@ async fn a_test_send_uses_each_platforms_validation_mode_and_queues_nothing() {
     verify(SECRET_NEW, sent).unwrap();
     assert_eq!(sent.json()["type"], "test");
 
-    // Data Manager: validateOnly, with a refreshed token.
+    // Data Manager: validateOnly, with a refreshed token, then what
+    // requestStatus:retrieve says of the request.
     let (_, r) = test(google.to_string(), None).await;
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(dm.requests()[0].json()["validateOnly"], true);
     assert_eq!(oauth.count(), 1);
+    assert_eq!(
+        dm.requests()[1].path,
+        "/v1/requestStatus:retrieve?requestId=req-1234567890"
+    );
+    assert_eq!(r["messages"], json!(["request status: SUCCESS"]), "{r}");
+    // Accepted by events:ingest, refused in processing: not ok, and why.
+    let mut unknown_click = dm_config("1//refresh");
+    unknown_click["operating_account_id"] = json!("999");
+    let refused = destination(&db, c, "google_dm", unknown_click).await;
+    let (_, r) = test(refused.to_string(), None).await;
+    assert_eq!(
+        (r["ok"].as_bool(), r["status"].as_i64()),
+        (Some(false), Some(200)),
+        "{r}"
+    );
+    assert_eq!(
+        r["messages"],
+        json!([
+            "request status: FAILED",
+            "1 event: PROCESSING_ERROR_REASON_INVALID_GCLID"
+        ]),
+        "{r}"
+    );
+    assert_eq!(
+        r["request_status"]["requestStatusPerDestination"][0]["requestStatus"],
+        "FAILED"
+    );
+    let dm_calls = dm.count();
     // An incomplete config: the missing key named, nothing sent.
     let (_, r) = test(broken.to_string(), None).await;
     assert_eq!(
@@ -935,7 +1141,7 @@ async fn a_test_send_uses_each_platforms_validation_mode_and_queues_nothing() {
         .as_str()
         .unwrap()
         .contains("operating_account_id"));
-    assert_eq!(dm.count(), 1);
+    assert_eq!(dm.count(), dm_calls);
 
     // Nothing queued; bad ids refused.
     assert_eq!(

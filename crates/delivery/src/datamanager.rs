@@ -120,6 +120,61 @@ pub(crate) fn request(
     })
 }
 
+/// `GET {base}/v1/requestStatus:retrieve?requestId=…`: how Google processed
+/// an accepted request, per destination. `events:ingest` answers 200 once
+/// the request is well-formed; what then happened to its events (a gclid
+/// Google does not know, consent denied, terms not signed) only this says.
+pub fn request_status_request(
+    config: &Value,
+    endpoints: &Endpoints,
+    request_id: &str,
+) -> Result<HttpRequest, ConfigError> {
+    let token = required(config, "access_token", Kind::GoogleDm)?;
+    Ok(HttpRequest {
+        method: "GET".into(),
+        url: format!(
+            "{}/v1/requestStatus:retrieve?requestId={}",
+            endpoints.google_datamanager_base_url.trim_end_matches('/'),
+            crate::encode(request_id)
+        ),
+        headers: vec![("authorization".into(), format!("Bearer {token}"))],
+        body: Vec::new(),
+    })
+}
+
+/// What a `RetrieveRequestStatusResponse` says: whether any destination
+/// failed (`FAILED`, `PARTIAL_SUCCESS`), and one line per status and per
+/// error or warning count (`"1 event: PROCESSING_ERROR_REASON_INVALID_GCLID"`).
+pub fn request_status_summary(body: &Value) -> (bool, Vec<String>) {
+    let mut failed = false;
+    let mut lines = Vec::new();
+    let per_destination = body["requestStatusPerDestination"].as_array();
+    for d in per_destination.into_iter().flatten() {
+        let status = d["requestStatus"]
+            .as_str()
+            .unwrap_or("REQUEST_STATUS_UNKNOWN");
+        failed |= matches!(status, "FAILED" | "PARTIAL_SUCCESS");
+        lines.push(format!("request status: {status}"));
+        for (info, counts, prefix) in [
+            ("errorInfo", "errorCounts", ""),
+            ("warningInfo", "warningCounts", "warning: "),
+        ] {
+            for c in d[info][counts].as_array().into_iter().flatten() {
+                // int64 travels as a JSON string.
+                let n = c["recordCount"]
+                    .as_str()
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .or_else(|| c["recordCount"].as_i64())
+                    .unwrap_or(0);
+                let reason = c["reason"].as_str().unwrap_or("unspecified");
+                let noun = if n == 1 { "event" } else { "events" };
+                lines.push(format!("{prefix}{n} {noun}: {reason}"));
+            }
+        }
+    }
+    (failed, lines)
+}
+
 fn is_hex_sha256(v: &Value) -> bool {
     v.as_str()
         .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))

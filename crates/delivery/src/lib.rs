@@ -295,6 +295,7 @@ const SECRET_KEYS: &[&str] = &[
     "secrets",
     "refresh_token",
     "client_secret",
+    "service_account",
     "password",
     "authorization",
 ];

@@ -420,7 +420,7 @@ pub fn prepare(
     timeout: Duration,
 ) -> Result<Value, Outcome> {
     if uses_oauth(kind, config) {
-        oauth::with_access_token(db, destination_id, config, endpoints, timeout)
+        oauth::with_access_token(db, destination_id, kind, config, endpoints, timeout)
     } else {
         Ok(config.clone())
     }

@@ -3,7 +3,8 @@
 //! — Meta with a `test_event_code` (Test Events), Data Manager and the Ads
 //! API with `validateOnly`, GA4 through `/debug/mp/collect`, webhooks as a
 //! Standard Webhooks message of type `test` — answering what the platform
-//! said. Nothing is written to the outbox.
+//! said; for Data Manager also what `requestStatus:retrieve` says of the
+//! request Google accepted. Nothing is written to the outbox.
 
 use std::time::{Duration, Instant};
 
@@ -137,6 +138,29 @@ fn messages(body: &Value) -> Vec<Value> {
     out
 }
 
+/// Data Manager's `requestStatus:retrieve` answer for `request_id`, or why
+/// it could not be read.
+fn request_status(
+    config: &Value,
+    endpoints: &Endpoints,
+    request_id: &str,
+    timeout: Duration,
+) -> Result<Value, String> {
+    let request = crate::datamanager::request_status_request(config, endpoints, request_id)
+        .map_err(|e| e.0)?;
+    let response = outbound::send(&request, timeout).map_err(|e| e.to_string())?;
+    let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    if (200..300).contains(&response.status) {
+        Ok(body)
+    } else {
+        Err(format!(
+            "HTTP {} {}",
+            response.status,
+            body["error"]["message"].as_str().unwrap_or("")
+        ))
+    }
+}
+
 /// Runs the test send of destination `id` (a UUID, checked by the caller).
 pub fn test_send(
     db: &Db,
@@ -210,16 +234,29 @@ pub fn test_send(
             let text = String::from_utf8_lossy(&response.body);
             let parsed: Value = serde_json::from_str(&text)
                 .unwrap_or_else(|_| json!(text.chars().take(2000).collect::<String>()));
-            let messages = messages(&parsed);
+            let mut messages = messages(&parsed);
             // GA4 answers 2xx even for an invalid event: its debug
             // endpoint's validation messages say whether it is.
-            let ok = (200..300).contains(&response.status)
+            let mut ok = (200..300).contains(&response.status)
                 && (kind != Kind::GtmServer || messages.is_empty());
-            answer(
-                ok,
-                json!({ "status": response.status, "latency_ms": latency_ms,
-                        "messages": messages, "response": parsed }),
-            )
+            let mut extra = json!({ "status": response.status, "latency_ms": latency_ms,
+                                    "response": parsed });
+            if let (true, Kind::GoogleDm, Some(request_id)) =
+                (ok, kind, parsed["requestId"].as_str())
+            {
+                let status = request_status(&config, endpoints, request_id, timeout);
+                match status {
+                    Ok(body) => {
+                        let (failed, lines) = crate::datamanager::request_status_summary(&body);
+                        ok &= !failed;
+                        messages.extend(lines.into_iter().map(Value::String));
+                        extra["request_status"] = body;
+                    }
+                    Err(e) => extra["request_status_error"] = json!(e),
+                }
+            }
+            extra["messages"] = json!(messages);
+            answer(ok, extra)
         }
     })
 }

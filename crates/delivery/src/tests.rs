@@ -602,3 +602,34 @@ fn ga4_events_are_checked_against_the_measurement_protocols_limits() {
     assert!(!expired(Kind::GtmServer, now - 72 * 3600, now));
     assert!(expired(Kind::GtmServer, now - 72 * 3600 - 1, now));
 }
+
+#[test]
+fn data_manager_request_status_says_what_processing_refused() {
+    let body = json!({ "requestStatusPerDestination": [
+        { "requestStatus": "PARTIAL_SUCCESS",
+          "errorInfo": { "errorCounts": [
+              { "recordCount": "2", "reason": "PROCESSING_ERROR_REASON_NO_CONSENT" } ] },
+          "warningInfo": { "warningCounts": [
+              { "recordCount": "1", "reason": "PROCESSING_WARNING_REASON_KEK_PERMISSION_DENIED" } ] } },
+        { "requestStatus": "PROCESSING" } ] });
+    let (failed, lines) = datamanager::request_status_summary(&body);
+    assert!(failed);
+    assert_eq!(
+        lines,
+        [
+            "request status: PARTIAL_SUCCESS",
+            "2 events: PROCESSING_ERROR_REASON_NO_CONSENT",
+            "warning: 1 event: PROCESSING_WARNING_REASON_KEK_PERMISSION_DENIED",
+            "request status: PROCESSING",
+        ]
+    );
+    let (failed, lines) = datamanager::request_status_summary(
+        &json!({ "requestStatusPerDestination": [{ "requestStatus": "SUCCESS" }] }),
+    );
+    assert!(!failed);
+    assert_eq!(lines, ["request status: SUCCESS"]);
+    assert_eq!(
+        datamanager::request_status_summary(&json!({})),
+        (false, vec![])
+    );
+}

@@ -72,12 +72,23 @@ pub fn is_transient(sqlstate: &str) -> bool {
         || matches!(sqlstate, "40001" | "40P01" | "55P03")
 }
 
+/// Whether a client-side error text (Spin's `{:?}` of tokio-postgres' error,
+/// e.g. `Error { kind: Closed, cause: None }`) says the connection was lost:
+/// Postgres restarted or the network dropped it while the pooled connection
+/// was handed out. Sending again later opens a new connection.
+pub fn is_connection_lost(text: &str) -> bool {
+    text.starts_with("Error { kind: Closed") || text.starts_with("Error { kind: Io")
+}
+
 impl From<PgError> for DbError {
     fn from(e: PgError) -> Self {
         let message = describe(&e);
         match e {
             PgError::ConnectionFailed(_) => DbError::unavailable(message),
             PgError::QueryFailed(QueryError::DbError(d)) if is_transient(&d.code) => {
+                DbError::unavailable(message)
+            }
+            PgError::QueryFailed(QueryError::Text(t)) if is_connection_lost(&t) => {
                 DbError::unavailable(message)
             }
             _ => DbError::failed(message),
@@ -255,6 +266,19 @@ mod tests {
         assert_eq!(down.to_string(), "connection failed: refused");
         let failed = DbError::from(PgError::QueryFailed(QueryError::Text("syntax".into())));
         assert!(!failed.is_unavailable());
+        // A pooled connection the server closed (a Postgres restart), as
+        // Spin words it.
+        for lost in [
+            "Error { kind: Closed, cause: None }",
+            "Error { kind: Io, cause: Some(Os { code: 104, kind: ConnectionReset, message: \"Connection reset by peer\" }) }",
+        ] {
+            let e = DbError::from(PgError::QueryFailed(QueryError::Text(lost.into())));
+            assert!(e.is_unavailable(), "{lost}");
+        }
+        let decode = "Error { kind: FromSql(0), cause: Some(WrongType) }";
+        assert!(
+            !DbError::from(PgError::QueryFailed(QueryError::Text(decode.into()))).is_unavailable()
+        );
         assert!(!DbError::failed("no row").is_unavailable());
     }
 

@@ -5,8 +5,6 @@
 //! text instead, and tests here catch it. Other column types come through as
 //! `unsupported` raw bytes; range parameters are refused.
 
-use std::error::Error as _;
-
 use bytes::BytesMut;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
@@ -15,8 +13,12 @@ use crate::bindings::pg::{
     Column, DbDataType, DbError, DbValue, Error, Interval, ParameterValue, QueryError,
 };
 
-/// A statement failed: Postgres' own error with its fields, or the client's.
+/// A statement failed: Postgres' own error with its fields, or the client's,
+/// both worded as Spin does (`{:?}` of tokio-postgres' error, e.g.
+/// `Error { kind: Closed, cause: None }` for a connection the server closed),
+/// since components read these words.
 pub fn query_failed(e: tokio_postgres::Error) -> Error {
+    let flattened = format!("{e:?}");
     if let Some(db) = e.as_db_error() {
         let mut extras = Vec::new();
         for (k, v) in [
@@ -32,7 +34,7 @@ pub fn query_failed(e: tokio_postgres::Error) -> Error {
             }
         }
         return Error::QueryFailed(QueryError::DbError(DbError {
-            as_text: format!("{db:?}"),
+            as_text: flattened,
             severity: db.severity().to_string(),
             code: db.code().code().to_string(),
             message: db.message().to_string(),
@@ -40,13 +42,7 @@ pub fn query_failed(e: tokio_postgres::Error) -> Error {
             extras,
         }));
     }
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!("\n\nCaused by:\n    {s}"));
-        source = s.source();
-    }
-    Error::QueryFailed(QueryError::Text(text))
+    Error::QueryFailed(QueryError::Text(flattened))
 }
 
 /// A prepared statement's columns, as the guest sees them.
