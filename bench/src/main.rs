@@ -23,6 +23,7 @@ mod ingest;
 mod leads;
 mod privacy;
 mod retry;
+mod retry_drain;
 
 #[derive(Parser)]
 struct Cli {
@@ -112,8 +113,6 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         requests: usize,
     },
-    /// Draining 10,000 pending Meta events against a local fake answering in
-    /// 50 ms: deliveries per second and HTTP requests made.
     /// The nightly data retention over `--millions` million delivery
     /// attempts, and one erase on a client with `--millions` million events.
     Privacy {
@@ -125,6 +124,8 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         millions: i64,
     },
+    /// Draining 10,000 pending Meta events against a local fake answering in
+    /// 50 ms: deliveries per second and HTTP requests made.
     Retry {
         #[arg(
             long,
@@ -134,6 +135,10 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         events: i64,
     },
+    /// Isolation: draining fast Meta pixels with and without a destination
+    /// answering in 5 s; the fast ones' deliveries per second against the
+    /// ceiling without the slow one, and how long the slow one held each run.
+    RetryDrain(retry_drain::Options),
 }
 
 /// Loads spin.toml with `vars` and serves it on an ephemeral port.
@@ -409,6 +414,7 @@ async fn main() -> Result<()> {
             database_url,
             events,
         } => retry::run(database_url, events).await,
+        Command::RetryDrain(options) => retry_drain::run(options).await,
         Command::Privacy {
             database_url,
             millions,

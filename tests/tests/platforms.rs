@@ -637,6 +637,144 @@ async fn a_service_account_key_signs_a_jwt_grant_that_openssl_verifies() {
 }
 
 #[tokio::test]
+async fn a_revoked_grant_and_a_receiver_answering_410_each_raise_an_operator_alert() {
+    let db = TestDb::new().await;
+    let oauth = token_server(Reply::json(
+        400,
+        json!({ "error": "invalid_grant", "error_description": "Token has been expired or revoked." }),
+    ))
+    .await;
+    let dm = data_manager("never", &[]).await;
+    let gone = Fake::start(|_| Reply::text(410, "unsubscribed")).await;
+    let slack = Fake::start(|_| Reply::text(200, "ok")).await;
+    let slack_url = format!("{}/slack", slack.url);
+    let app = dm_app(
+        &db,
+        &dm,
+        &oauth,
+        &[
+            ("destination_hosts", "http://127.0.0.1:*"),
+            ("alert_webhook_url", slack_url.as_str()),
+            ("alert_webhook_origin", slack.url.as_str()),
+        ],
+    )
+    .await;
+    let c = ClientSpec::new().insert(&db).await;
+    let google = destination(&db, c, "google_dm", dm_config("1//revoked")).await;
+    let hook = destination(
+        &db,
+        c,
+        "webhook",
+        json!({ "url": gone.url, "secret": SECRET_NEW }),
+    )
+    .await;
+    queue_dm(&db, c, google, "g", 2, "1 hour").await;
+    queue(&db, hook, "w", 2, "1 hour").await;
+    retry_all(&app).await;
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'dead_letter' AND dead_letter_reason IN ('auth', 'gone')").await,
+        4
+    );
+
+    // The next tracking-health check: one alert per destination, each sent
+    // to the operators' webhook once.
+    app.app
+        .run_cron("tracking-health-check", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    for d in [google, hook] {
+        let scope = format!("destination:{d}");
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count(*) FROM tracking_health_alerts WHERE alert_type = 'dead_letters'
+                    AND scope = '{scope}' AND destination_id = '{d}' AND resolved_at IS NULL AND metric_value = 2"
+            ))
+            .await,
+            1,
+            "{scope}"
+        );
+        let texts: Vec<String> = slack
+            .requests()
+            .iter()
+            .map(|r| r.json()["text"].as_str().unwrap_or("").to_string())
+            .filter(|t| t.contains(&scope))
+            .collect();
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(
+            texts[0].contains("alert opened") && texts[0].contains("2 conversions dead-lettered"),
+            "{}",
+            texts[0]
+        );
+    }
+    // The alert text carries no secret.
+    let sent: String = slack
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        !sent.contains("1//revoked") && !sent.contains("CLIENT-SECRET") && !sent.contains("whsec_")
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_lease_held_by_a_dead_instance_costs_only_that_destinations_share_of_the_run() {
+    let db = TestDb::new().await;
+    let oauth = token_server(token_reply("ya29.fresh")).await;
+    let dm = data_manager("ya29.fresh", &[]).await;
+    let hook = Fake::start(|_| Reply::text(204, "")).await;
+    // A 4 s run, two destinations: 2 s each.
+    let app = dm_app(
+        &db,
+        &dm,
+        &oauth,
+        &[
+            ("destination_hosts", "http://127.0.0.1:*"),
+            ("retry_run_budget_ms", "4000"),
+        ],
+    )
+    .await;
+    let c = ClientSpec::new().insert(&db).await;
+    // The Google destination is served first (destinations go in id order).
+    let google = Uuid::parse_str("00000000-0000-4000-8000-000000000001").unwrap();
+    let created = destination(&db, c, "google_dm", dm_config("1//refresh")).await;
+    db.exec(&format!(
+        "UPDATE client_destinations SET id = '{google}' WHERE id = '{created}';
+         INSERT INTO oauth_tokens (destination_id, access_token, expires_at, refreshing_until)
+         VALUES ('{google}', 'ya29.stale', now() - interval '1 minute', now() + interval '30 seconds');"
+    ))
+    .await;
+    let fast = destination(
+        &db,
+        c,
+        "webhook",
+        json!({ "url": hook.url, "secret": SECRET_NEW }),
+    )
+    .await;
+    queue_dm(&db, c, google, "g", 2, "1 hour").await;
+    queue(&db, fast, "w", 3, "1 hour").await;
+
+    let started = std::time::Instant::now();
+    let summary = retry_all(&app).await;
+    let took = started.elapsed();
+    // Waited for the dead refresher only for its share, then the webhook got its turn.
+    assert!(
+        took < std::time::Duration::from_millis(3500),
+        "{took:?} {summary}"
+    );
+    assert_eq!((oauth.count(), dm.count(), hook.count()), (0, 0, 3));
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'w-%' AND status = 'resolved'").await,
+        3
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'g-%' AND status = 'retrying' AND last_error = 'another instance is refreshing the Google access token'").await,
+        2
+    );
+}
+
+#[tokio::test]
 async fn a_token_google_refuses_is_forgotten_and_refreshed_on_the_next_attempt() {
     let db = TestDb::new().await;
     let oauth = token_server(token_reply("ya29.new")).await;

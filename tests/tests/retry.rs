@@ -2,7 +2,9 @@
 //! button and list, against a local fake of the ad platforms.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use integration_tests::fake::{Fake, Reply};
 use integration_tests::*;
@@ -280,7 +282,15 @@ async fn rate_limits_timeouts_bad_tokens_and_expired_events_are_each_handled() {
                     "Retry-After honoured: {wait:?}"
                 );
             }
-            "slow" => assert_eq!((status.as_str(), error.as_str()), ("retrying", "timed out")),
+            "slow" => {
+                assert_eq!(status, "retrying");
+                assert!(
+                    error.starts_with(
+                        "timed out after 300 ms (the destination's share of this run:"
+                    ),
+                    "{error}"
+                );
+            }
             "old" => assert_eq!(
                 (status.as_str(), reason.as_str()),
                 ("dead_letter", "expired")
@@ -312,6 +322,137 @@ async fn rate_limits_timeouts_bad_tokens_and_expired_events_are_each_handled() {
         .unwrap()
         .unwrap();
     assert_eq!(db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'limited%' AND status = 'dead_letter' AND last_error LIKE '%Invalid OAuth%'").await, 3);
+}
+
+#[tokio::test]
+async fn a_destination_that_hangs_is_tried_once_and_does_not_starve_the_others() {
+    let db = TestDb::new().await;
+    let meta = meta(&[]).await;
+    let fast = Fake::start(|_| Reply::text(204, "")).await;
+    // Answers its first request after 5 s, later ones at once.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let slow = Fake::start(move |_| {
+        let delay = if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            5
+        } else {
+            0
+        };
+        Reply::text(204, "").after(Duration::from_secs(delay))
+    })
+    .await;
+    // A 6 s run and the default 5 s request timeout: three destinations, 2 s each.
+    let app = app_with(
+        &db,
+        &meta,
+        &[
+            ("destination_hosts", "http://127.0.0.1:*"),
+            ("retry_run_budget_ms", "6000"),
+        ],
+    )
+    .await;
+    let c = ClientSpec::new().insert(&db).await;
+    // The slow one is served first (destinations go in id order): the worst case.
+    let first = Uuid::parse_str("00000000-0000-4000-8000-000000000001").unwrap();
+    let created = destination(
+        &db,
+        c,
+        "webhook",
+        json!({ "url": format!("{}/hook", slow.url) }),
+    )
+    .await;
+    db.exec(&format!(
+        "UPDATE client_destinations SET id = '{first}' WHERE id = '{created}'"
+    ))
+    .await;
+    let px = pixel(&db, c).await;
+    let hook = destination(
+        &db,
+        c,
+        "webhook",
+        json!({ "url": format!("{}/hook", fast.url) }),
+    )
+    .await;
+    queue(&db, first, "slow", 3, "1 hour").await;
+    queue(&db, px, "meta", 50, "1 hour").await;
+    queue(&db, hook, "hook", 5, "1 hour").await;
+
+    let started = Instant::now();
+    app.app
+        .run_cron("retry-failed-events", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let took = started.elapsed();
+    // Everything due to the fast ones delivered; the slow one tried once,
+    // cut at its share (2 s), not at the 5 s its fake takes.
+    assert_eq!(received(&meta).len(), 50);
+    assert_eq!(fast.count(), 5);
+    assert_eq!(slow.count(), 1, "not tried again in the run");
+    assert!(took < Duration::from_millis(4500), "the run took {took:?}");
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id NOT LIKE 'slow-%' AND status = 'resolved'").await,
+        55
+    );
+    let detail: Value = serde_json::from_str(
+        &db.value::<String>(
+            "SELECT detail::text FROM job_runs WHERE job_name = 'retry-failed-events'",
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            detail["resolved"].as_i64(),
+            detail["failed"].as_i64(),
+            detail["released"].as_i64()
+        ),
+        (Some(55), Some(1), Some(2)),
+        "{detail}"
+    );
+    assert_eq!(detail["timed_out_destinations"], json!([first]));
+    // The attempted row: retrying, its attempt recorded with the reason.
+    let r = db
+        .one("SELECT retry_count, last_error, last_http_status IS NULL FROM conversion_deliveries WHERE event_id LIKE 'slow-%' AND status = 'retrying'")
+        .await;
+    assert_eq!(r.get::<_, i32>(0), 1);
+    let error: String = r.get(1);
+    let cut_at: u64 = error
+        .strip_prefix("timed out after ")
+        .and_then(|e| e.split_once(" ms"))
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{error}"));
+    assert!((1500..=2000).contains(&cut_at), "{error}");
+    assert!(
+        error.ends_with("ms); not tried again in this run"),
+        "{error}"
+    );
+    assert!(r.get::<_, bool>(2));
+    assert_eq!(
+        db.count(&format!("SELECT count(*) FROM delivery_attempts a WHERE a.destination_id = '{first}' AND a.outcome = 'retry' AND a.error LIKE 'timed out after%'")).await,
+        1
+    );
+    // The two it did not get to: untouched, still due, not leased, not dead.
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'slow-%' AND status = 'pending' AND retry_count = 0 AND next_retry_at <= now() AND lease_owner IS NULL").await,
+        2
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE status = 'dead_letter'")
+            .await,
+        0
+    );
+    // A later run delivers them.
+    app.app
+        .run_cron("retry-failed-events", 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(slow.count(), 3);
+    assert_eq!(
+        db.count("SELECT count(*) FROM conversion_deliveries WHERE event_id LIKE 'slow-%' AND status = 'resolved'").await,
+        2
+    );
 }
 
 #[tokio::test]

@@ -19,6 +19,8 @@ export function retrySummary(r) {
   const parts = [`${r.resolved} resolved`, `${r.failed} still pending`, `${r.dead_lettered} dead-lettered`];
   if (r.released) parts.push(`${r.released} left for the next run`);
   if (r.not_claimed) parts.push(`${r.not_claimed} busy in another run`);
+  const slow = (r.timed_out_destinations || []).length;
+  if (slow) parts.push(`${slow} destination${slow > 1 ? 's' : ''} timed out (tried once this run)`);
   return parts.join(', ');
 }
 

@@ -16,6 +16,7 @@ pub mod datamanager;
 mod google;
 mod gtm;
 pub mod inline;
+pub mod isolation;
 mod meta;
 pub mod oauth;
 pub mod outbox;

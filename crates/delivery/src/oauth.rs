@@ -33,8 +33,16 @@ use platform::outbound::{self, HttpRequest};
 pub const REFRESH_MARGIN_SECS: f64 = 60.0;
 /// How long a refresher holds the lease (then another may try).
 const LEASE_SECS: i32 = 30;
-/// How long a run waits for another's refresh before retrying later.
+/// How long a run waits for another's refresh before retrying later: at
+/// most this, and never longer than the request deadline it was given (a
+/// run's share for the destination, `isolation`), so a refresher that died
+/// holding the lease cannot hold up the other destinations.
 const WAIT: Duration = Duration::from_secs(10);
+
+/// How long to wait for another instance's refresh, given the deadline.
+fn wait_limit(timeout: Duration) -> Duration {
+    WAIT.min(timeout)
+}
 
 #[derive(Deserialize)]
 struct Cached {
@@ -279,7 +287,7 @@ fn access_token(
         if !leased.is_empty() {
             return refresh(db, &id, grant, scope, &fingerprint, endpoints, timeout);
         }
-        if started.elapsed() >= WAIT {
+        if started.elapsed() >= wait_limit(timeout) {
             return Err(retry(
                 "another instance is refreshing the Google access token".into(),
             ));
@@ -396,4 +404,15 @@ fn refresh(
 /// Drops a cached token Google refused (HTTP 401), so the next send refreshes.
 pub fn forget(db: &Db, destination_id: &str) {
     let _ = db.execute(FORGET, &[ParameterValue::Str(destination_id.to_string())]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_for_another_refresh_never_outlasts_the_deadline() {
+        assert_eq!(wait_limit(Duration::from_secs(2)), Duration::from_secs(2));
+        assert_eq!(wait_limit(Duration::from_secs(60)), WAIT);
+    }
 }

@@ -3,7 +3,11 @@
 //! rest in batches per destination with bisection, record each batch's
 //! outcomes as soon as it is known, and release what the run did not get to.
 //! Bounded by a time budget and an event count; the rest waits for the next run.
+//! The budget is shared between the destinations and one that times out is
+//! not tried again in the run (`isolation`), so a slow platform cannot
+//! starve the others.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -12,6 +16,7 @@ use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue;
 
 use crate::bisect::{self, EventOutcome, Sent};
+use crate::isolation::{self, Isolation, Turn, MIN_REQUEST};
 use crate::retry::{jitter, result_json, transition, within_deadline, DeliveryStatus, Trigger};
 use crate::{oauth, Endpoints, Kind, Outcome, Queued};
 use platform::db::{Db, DbError};
@@ -49,9 +54,12 @@ pub struct Summary {
     /// Failed and queued for another try.
     pub failed: usize,
     pub dead_lettered: usize,
-    /// Claimed but not attempted (out of time): back in the queue.
+    /// Claimed but not attempted (out of time, or their destination timed
+    /// out): back in the queue.
     pub released: usize,
     pub requests: usize,
+    /// Destinations whose request timed out: not tried again in the run.
+    pub timed_out_destinations: Vec<String>,
 }
 
 impl Summary {
@@ -64,6 +72,7 @@ impl Summary {
             "dead_lettered": self.dead_lettered,
             "released": self.released,
             "requests": self.requests,
+            "timed_out_destinations": self.timed_out_destinations,
         })
     }
 }
@@ -175,7 +184,9 @@ pub fn record(
     )
 }
 
-/// Runs one delivery pass (the cron or the retry button).
+/// Runs one delivery pass (the cron or the retry button). Each destination
+/// gets its share of the budget and one that timed out is not tried again in
+/// the run (`isolation`).
 pub fn run(
     conn: &Db,
     trigger: Trigger,
@@ -188,13 +199,13 @@ pub fn run(
         .unwrap_or_default()
         .as_secs_f64();
     let owner = uuid::Uuid::new_v4().to_string();
-    let time_left = || started.elapsed() + limits.request_timeout <= limits.budget;
+    let mut isolation = Isolation::new(limits.budget, limits.request_timeout);
     // The lease outlives the run by a margin, so a live run never loses its
     // rows, and a dead run's rows come back soon after its budget.
     let lease_secs = (limits.budget + limits.request_timeout).as_secs() as i32 + 60;
     let mut summary = Summary::default();
     let result = (|| {
-        while summary.processed < limits.max_events && time_left() {
+        while summary.processed < limits.max_events && isolation.room(started.elapsed()) {
             // Large claims: rows of many destinations arrive interleaved by
             // due time, and each destination's share becomes one batch.
             let room = (limits.max_events - summary.processed).min(5000) as i32;
@@ -202,7 +213,6 @@ pub fn run(
             if claimed.is_empty() {
                 break;
             }
-            let now = chrono::Utc::now().timestamp();
             let mut by_destination: BTreeMap<String, Vec<Claimed>> = BTreeMap::new();
             for c in claimed {
                 by_destination
@@ -210,118 +220,25 @@ pub fn run(
                     .or_default()
                     .push(c);
             }
-            for rows in by_destination.values() {
-                let mut outcomes: Vec<EventOutcome> = Vec::new();
-                let mut sendable: Vec<Queued> = Vec::new();
-                let kind = rows[0].kind;
-                for c in rows {
-                    match kind {
-                        None => {
-                            outcomes.push(dead(c.event.id, "config", "unknown destination kind"))
-                        }
-                        Some(k) if crate::expired(k, c.event.event_time, now) => {
-                            outcomes.push(dead(c.event.id, "expired", &expired_error(k)))
-                        }
-                        Some(k) => match crate::invalid(k, &c.event, now) {
-                            Some(why) => outcomes.push(dead(c.event.id, "invalid", &why)),
-                            None => sendable.push(c.event.clone()),
-                        },
-                    }
-                }
-                let destination_id = &rows[0].destination_id;
-                let config = match kind {
-                    Some(k) if !sendable.is_empty() && time_left() => prepare(
-                        conn,
-                        destination_id,
-                        k,
-                        &rows[0].config,
-                        &limits.endpoints,
-                        limits.request_timeout,
-                    ),
-                    _ => Ok(rows[0].config.clone()),
-                };
-                let config = match config {
-                    Ok(config) => config,
-                    Err(outcome) => {
-                        outcomes.extend(sendable.drain(..).map(|e| EventOutcome {
-                            id: e.id,
-                            sent: Sent {
-                                outcome: outcome.clone(),
-                                http_status: None,
-                                latency_ms: 0,
-                            },
-                        }));
-                        rows[0].config.clone()
-                    }
-                };
-                if let Some(kind) = kind {
-                    for batch in sendable.chunks(crate::max_batch(kind)) {
-                        // A receiver that answered 410 gets nothing more: the
-                        // rest are kept as dead letters for a replay.
-                        if outcomes.iter().any(is_gone) {
-                            outcomes.extend(batch.iter().map(|e| {
-                                dead(
-                                    e.id,
-                                    "gone",
-                                    "the receiver answered 410 Gone: destination disabled",
-                                )
-                            }));
-                            continue;
-                        }
-                        let mut send = |events: &[Queued]| {
-                            summary.requests += 1;
-                            send_batch(
-                                kind,
-                                &config,
-                                &limits.endpoints,
-                                events,
-                                limits.request_timeout,
-                            )
-                        };
-                        bisect::deliver(batch, &mut send, &time_left, &mut outcomes);
-                    }
-                }
-                if outcomes.is_empty() {
-                    continue;
-                }
-                let counts: BTreeMap<i64, (i32, i32, i64)> = rows
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.event.id,
-                            (c.retry_count, c.max_retries, c.event.event_time),
-                        )
-                    })
-                    .collect();
-                let deadline = kind.and_then(crate::deadline);
-                let now = chrono::Utc::now().timestamp();
-                let results: Vec<Value> = outcomes
-                    .iter()
-                    .map(|o| {
-                        let (retries, max, time) = counts.get(&o.id).copied().unwrap_or((0, 0, 0));
-                        let t = transition(&o.sent.outcome, trigger, retries, max, jitter());
-                        result_json(o, &within_deadline(t, time, now, deadline))
-                    })
-                    .collect();
-                // A token Google refused: the next attempt gets a new one.
-                if outcomes.iter().any(|o| o.sent.http_status == Some(401))
-                    && kind.is_some_and(|k| uses_oauth(k, &config))
-                {
-                    oauth::forget(conn, destination_id);
-                }
-                if outcomes.iter().any(is_gone) {
-                    conn.execute(
-                        DISABLE,
-                        &[ParameterValue::Str(rows[0].destination_id.clone())],
-                    )?;
-                }
-                for r in record(conn, &owner, trigger, results)? {
-                    summary.processed += 1;
-                    match r.status {
-                        DeliveryStatus::Resolved => summary.resolved += 1,
-                        DeliveryStatus::DeadLetter => summary.dead_lettered += 1,
-                        _ => summary.failed += 1,
-                    }
+            // A destination that timed out earlier in the run is not tried
+            // again: its rows stay leased to this run and are released at its end.
+            by_destination.retain(|id, _| !isolation.skips(id));
+            let mut waiting = by_destination.len();
+            for (destination_id, rows) in &by_destination {
+                let turn = isolation.turn(started.elapsed(), waiting);
+                waiting -= 1;
+                let timed_out = deliver_destination(
+                    conn,
+                    &owner,
+                    trigger,
+                    rows,
+                    limits,
+                    &turn,
+                    started,
+                    &mut summary,
+                )?;
+                if timed_out {
+                    isolation.timed_out(destination_id);
                 }
             }
         }
@@ -332,7 +249,149 @@ pub fn run(
         .value(RELEASE, &[ParameterValue::Str(owner.clone())])
         .unwrap_or(0);
     summary.released = released.max(0) as usize;
+    summary.timed_out_destinations = isolation.timed_out_destinations();
     result.map(|_| summary)
+}
+
+/// One destination's turn: dead-letters what cannot be sent, sends the rest
+/// in batches (bisecting rejected ones) within the turn's share, records the
+/// outcomes. Answers whether a request to it timed out; then it sends
+/// nothing more and its unsent rows get no outcome (released for the next run).
+#[allow(clippy::too_many_arguments)]
+fn deliver_destination(
+    conn: &Db,
+    owner: &str,
+    trigger: Trigger,
+    rows: &[Claimed],
+    limits: &Limits,
+    turn: &Turn,
+    started: Instant,
+    summary: &mut Summary,
+) -> Result<bool, DbError> {
+    let timed_out = Cell::new(false);
+    let time_left = || !timed_out.get() && turn.timeout(started.elapsed()).is_some();
+    let now = chrono::Utc::now().timestamp();
+    let mut outcomes: Vec<EventOutcome> = Vec::new();
+    let mut sendable: Vec<Queued> = Vec::new();
+    let kind = rows[0].kind;
+    for c in rows {
+        match kind {
+            None => outcomes.push(dead(c.event.id, "config", "unknown destination kind")),
+            Some(k) if crate::expired(k, c.event.event_time, now) => {
+                outcomes.push(dead(c.event.id, "expired", &expired_error(k)))
+            }
+            Some(k) => match crate::invalid(k, &c.event, now) {
+                Some(why) => outcomes.push(dead(c.event.id, "invalid", &why)),
+                None => sendable.push(c.event.clone()),
+            },
+        }
+    }
+    let destination_id = &rows[0].destination_id;
+    let config = match (kind, turn.timeout(started.elapsed())) {
+        (Some(k), Some(timeout)) if !sendable.is_empty() => prepare(
+            conn,
+            destination_id,
+            k,
+            &rows[0].config,
+            &limits.endpoints,
+            timeout,
+        )
+        .map_err(|outcome| (outcome, timeout)),
+        _ => Ok(rows[0].config.clone()),
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err((outcome, timeout)) => {
+            let mut sent = Sent {
+                outcome,
+                http_status: None,
+                latency_ms: 0,
+            };
+            note_timeout(&mut sent, &timed_out, timeout, turn);
+            outcomes.extend(sendable.drain(..).map(|e| EventOutcome {
+                id: e.id,
+                sent: sent.clone(),
+            }));
+            rows[0].config.clone()
+        }
+    };
+    if let Some(kind) = kind {
+        for batch in sendable.chunks(crate::max_batch(kind)) {
+            // A receiver that answered 410 gets nothing more: the
+            // rest are kept as dead letters for a replay.
+            if outcomes.iter().any(is_gone) {
+                outcomes.extend(batch.iter().map(|e| {
+                    dead(
+                        e.id,
+                        "gone",
+                        "the receiver answered 410 Gone: destination disabled",
+                    )
+                }));
+                continue;
+            }
+            let mut send = |events: &[Queued]| {
+                summary.requests += 1;
+                let timeout = turn
+                    .timeout(started.elapsed())
+                    .unwrap_or_else(|| limits.request_timeout.min(MIN_REQUEST));
+                let mut sent = send_batch(kind, &config, &limits.endpoints, events, timeout);
+                note_timeout(&mut sent, &timed_out, timeout, turn);
+                sent
+            };
+            bisect::deliver(batch, &mut send, &time_left, &mut outcomes);
+        }
+    }
+    if outcomes.is_empty() {
+        return Ok(timed_out.get());
+    }
+    let counts: BTreeMap<i64, (i32, i32, i64)> = rows
+        .iter()
+        .map(|c| {
+            (
+                c.event.id,
+                (c.retry_count, c.max_retries, c.event.event_time),
+            )
+        })
+        .collect();
+    let deadline = kind.and_then(crate::deadline);
+    let now = chrono::Utc::now().timestamp();
+    let results: Vec<Value> = outcomes
+        .iter()
+        .map(|o| {
+            let (retries, max, time) = counts.get(&o.id).copied().unwrap_or((0, 0, 0));
+            let t = transition(&o.sent.outcome, trigger, retries, max, jitter());
+            result_json(o, &within_deadline(t, time, now, deadline))
+        })
+        .collect();
+    // A token Google refused: the next attempt gets a new one.
+    if outcomes.iter().any(|o| o.sent.http_status == Some(401))
+        && kind.is_some_and(|k| uses_oauth(k, &config))
+    {
+        oauth::forget(conn, destination_id);
+    }
+    if outcomes.iter().any(is_gone) {
+        conn.execute(DISABLE, &[ParameterValue::Str(destination_id.clone())])?;
+    }
+    for r in record(conn, owner, trigger, results)? {
+        summary.processed += 1;
+        match r.status {
+            DeliveryStatus::Resolved => summary.resolved += 1,
+            DeliveryStatus::DeadLetter => summary.dead_lettered += 1,
+            _ => summary.failed += 1,
+        }
+    }
+    Ok(timed_out.get())
+}
+
+/// A request that timed out: the destination's turn ends, and the error
+/// says after how long and why it is not tried again in this run.
+fn note_timeout(sent: &mut Sent, timed_out: &Cell<bool>, timeout: Duration, turn: &Turn) {
+    if isolation::is_timeout(sent) {
+        timed_out.set(true);
+        if let Outcome::Retry { error, .. } = &mut sent.outcome {
+            *error = isolation::timeout_error(error, timeout, turn.share);
+        }
+    }
 }
 
 fn expired_error(kind: Kind) -> String {
