@@ -30,7 +30,13 @@ pub const WINDOW_RANGE: std::ops::RangeInclusive<i64> = 60..=86_400;
 
 /// The destination kinds (conversion_deliveries.destination); each gets a
 /// series even at zero, so a rate or an alert rule never sees it vanish.
-pub const DESTINATIONS: [&str; 5] = ["meta_capi", "google_ec", "google_dm", "gtm_server", "webhook"];
+pub const DESTINATIONS: [&str; 5] = [
+    "meta_capi",
+    "google_ec",
+    "google_dm",
+    "gtm_server",
+    "webhook",
+];
 /// The outbox statuses that are depth (not yet delivered); `resolved` rows
 /// are history and not counted (that would scan the whole outbox per scrape).
 pub const QUEUED_STATUSES: [&str; 3] = ["pending", "retrying", "dead_letter"];
