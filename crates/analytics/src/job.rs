@@ -160,11 +160,39 @@ fn add_days(due: &mut DueDays, items: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Analyzes the partitions of `session_events` that hold rows but have never
+/// been analyzed (a new month's, before autovacuum came by; any after a bulk
+/// load). Without statistics the planner takes the day's events for one row
+/// and joins the day's sessions by nested loop: 75 s for a day of 24,000
+/// events instead of 0.5 s. Owner only: for another role, Postgres skips the
+/// table with a warning.
+fn analyze_new_partitions(conn: &Db) -> Result<()> {
+    let names: Vec<String> = conn
+        .value(
+            "SELECT coalesce(jsonb_agg(format('%I.%I', s.schemaname, s.relname)), '[]') AS names
+               FROM pg_inherits i
+               JOIN pg_stat_user_tables s ON s.relid = i.inhrelid
+              WHERE i.inhparent = 'session_events'::regclass
+                AND s.last_analyze IS NULL AND s.last_autoanalyze IS NULL
+                AND s.n_mod_since_analyze > 0",
+            &[],
+        )
+        .context("finding partitions without statistics")?;
+    for name in names {
+        conn.execute(&format!("ANALYZE {name}"), &[])
+            .with_context(|| format!("analyzing {name}"))?;
+    }
+    Ok(())
+}
+
 /// Rolls up each (date, zones) of `due` and the later days it makes stale,
 /// in ascending date order, one transaction per date. `recut` (the backfill)
 /// also cuts again, in its zone of now, the day of a client whose row for it
 /// was cut in a zone it has left.
 fn roll_up(conn: &Db, due: DueDays, recut: bool) -> Result<Rolled> {
+    if !due.is_empty() {
+        analyze_new_partitions(conn)?;
+    }
     #[derive(Deserialize)]
     struct Day {
         rolled_zones: Option<Vec<Option<String>>>,
