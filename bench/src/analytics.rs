@@ -327,7 +327,11 @@ async fn generate(client: &Client, millions: i64) -> Result<()> {
                         jsonb_build_object('desktop', s / 2, 'mobile', s / 3, 'tablet', s - s / 2 - s / 3),
                         jsonb_build_object('Chrome', s / 2, 'Safari', s / 4, 'Firefox', s / 8, 'Edge', s / 8),
                         jsonb_build_object('Windows', s / 2, 'macOS', s / 4, 'iOS', s / 8, 'Android', s / 8),
-                        c.time_zone
+                        c.time_zone,
+                        -- The day's v visitors, from a pool that drifts by day (visitors return).
+                        (SELECT hll_add_agg(hll_hash_text(c.id::text || ':' || ((d::date - '2000-01-01'::date) / 7 + g)), 13)
+                           FROM generate_series(1, v) g),
+                        hll_add(hll_empty(13), hll_hash_text(c.id::text || ':bot'))
                    FROM generate_series(('{anchor}'::timestamptz - interval '{STATS_DAYS} days')::date,
                                         ('{anchor}'::timestamptz - interval '{RAW_DAYS} days')::date - 1,
                                         interval '1 day') d,
