@@ -246,6 +246,10 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// Lets the app send to destinations (webhooks, server-side GTM) on any
+/// loopback port, where the tests' fakes listen.
+pub const LOOPBACK_DESTINATIONS: (&str, &str) = ("destination_hosts", "http://127.0.0.1:*");
+
 /// The admin JWT secret the tests configure.
 pub const ADMIN_SECRET: &str = "test-admin-secret";
 

@@ -65,7 +65,6 @@ async fn post_raw(app: &TestApp, body: String, headers: &[(&str, &str)]) -> (u16
 }
 
 const PROXY: (&str, &str) = ("trusted_proxies", "127.0.0.1");
-const CUSTOM_HOSTS: (&str, &str) = ("destination_hosts", "http://127.0.0.1:*");
 
 #[tokio::test]
 async fn a_lead_is_enriched_from_the_embedded_database_queued_and_delivered_to_meta() {
@@ -363,7 +362,7 @@ async fn a_failed_inline_delivery_leaves_the_row_queued_for_retry() {
         &[
             ("meta_capi_base_url", &meta.url),
             ("google_ads_base_url", &google.url),
-            CUSTOM_HOSTS,
+            LOOPBACK_DESTINATIONS,
             ("delivery_inline_timeout_ms", "300"),
         ],
     )
@@ -533,7 +532,7 @@ async fn the_same_event_id_twice_returns_the_first_lead_and_queues_once() {
 async fn without_ads_consent_only_non_ad_destinations_are_queued() {
     let db = TestDb::new().await;
     let hook = Fake::start(|_| Reply::text(204, "")).await;
-    let app = serve_app(&db, &[CUSTOM_HOSTS]).await;
+    let app = serve_app(&db, &[LOOPBACK_DESTINATIONS]).await;
     let c = client(&db, true).await;
     destination(
         &db,

@@ -43,14 +43,7 @@ fn verify(secret: &str, r: &Recorded) -> Result<(), String> {
 async fn webhooks_are_standard_webhooks_verified_by_the_reference_library_with_two_secrets() {
     let db = TestDb::new().await;
     let hook = Fake::start(|_| Reply::text(204, "")).await;
-    let app = serve_app(
-        &db,
-        &[
-            ("destination_hosts", "http://127.0.0.1:*"),
-            ("admin_jwt_secret", ADMIN_SECRET),
-        ],
-    )
-    .await;
+    let app = serve_admin_app(&db, &[LOOPBACK_DESTINATIONS]).await;
     let c = ClientSpec::new().insert(&db).await;
     // Mid-rotation: the old secret and the new one are both active.
     let d = destination(
@@ -108,14 +101,7 @@ async fn a_malformed_secret_dead_letters_naming_the_key_and_410_disables_the_des
     let db = TestDb::new().await;
     let gone = Fake::start(|_| Reply::text(410, "unsubscribed")).await;
     let other = Fake::start(|_| Reply::text(200, "ok")).await;
-    let app = serve_app(
-        &db,
-        &[
-            ("destination_hosts", "http://127.0.0.1:*"),
-            ("admin_jwt_secret", ADMIN_SECRET),
-        ],
-    )
-    .await;
+    let app = serve_admin_app(&db, &[LOOPBACK_DESTINATIONS]).await;
     let c = ClientSpec::new().insert(&db).await;
     let bad = destination(
         &db,
@@ -174,13 +160,12 @@ async fn a_malformed_secret_dead_letters_naming_the_key_and_410_disables_the_des
         1
     );
     // The check raises the dead_letters alert for that destination.
-    let check = http()
-        .post(format!("{}/admin/tracking-health/check", app.url))
-        .header("authorization", admin_bearer())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(check.status().as_u16(), 200);
+    let check = app
+        .post("/admin/tracking-health/check")
+        .admin()
+        .status()
+        .await;
+    assert_eq!(check, 200);
     assert_eq!(
         db.count(&format!("SELECT count(*) FROM tracking_health_alerts WHERE alert_type = 'dead_letters' AND scope = 'destination:{g}' AND resolved_at IS NULL")).await,
         1
@@ -276,10 +261,9 @@ async fn dm_app(db: &TestDb, dm: &Fake, oauth: &Fake, extra: &[(&str, &str)]) ->
     let mut vars = vec![
         ("google_datamanager_base_url", dm.url.as_str()),
         ("google_oauth_base_url", oauth.url.as_str()),
-        ("admin_jwt_secret", ADMIN_SECRET),
     ];
     vars.extend_from_slice(extra);
-    serve_app(db, &vars).await
+    serve_admin_app(db, &vars).await
 }
 
 async fn retry_all(app: &TestApp) -> Value {
@@ -364,18 +348,11 @@ async fn data_manager_gets_one_request_per_batch_with_a_refreshed_token_and_bad_
         2
     );
     // Secrets stay out of the list endpoint.
-    let list: Value = http()
-        .get(format!(
-            "{}/admin/failed-events?destination=google_dm",
-            app.url
-        ))
-        .header("authorization", admin_bearer())
+    let (_, list) = app
+        .get("/admin/failed-events?destination=google_dm")
+        .admin()
         .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let text = list.to_string();
     assert!(
         !text.contains("CLIENT-SECRET") && !text.contains("1//refresh") && !text.contains("ya29"),
@@ -653,7 +630,7 @@ async fn a_revoked_grant_and_a_receiver_answering_410_each_raise_an_operator_ale
         &dm,
         &oauth,
         &[
-            ("destination_hosts", "http://127.0.0.1:*"),
+            LOOPBACK_DESTINATIONS,
             ("alert_webhook_url", slack_url.as_str()),
             ("alert_webhook_origin", slack.url.as_str()),
         ],
@@ -729,10 +706,7 @@ async fn a_refresh_lease_held_by_a_dead_instance_costs_only_that_destinations_sh
         &db,
         &dm,
         &oauth,
-        &[
-            ("destination_hosts", "http://127.0.0.1:*"),
-            ("retry_run_budget_ms", "4000"),
-        ],
+        &[LOOPBACK_DESTINATIONS, ("retry_run_budget_ms", "4000")],
     )
     .await;
     let c = ClientSpec::new().insert(&db).await;
@@ -837,15 +811,7 @@ async fn a_lead_reaches_data_manager_inline_with_click_ids_consent_and_hashed_id
         "gclid": "Cj0-gclid", "wbraid": "wb-1",
         "consent": { "ads": true, "ad_personalization": false },
     });
-    let res = http()
-        .post(format!("{}/v1/leads", app.url))
-        .header("content-type", "application/json")
-        .json(&lead)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let body: Value = res.json().await.unwrap();
+    let (status, body) = app.post_json("/v1/leads", &lead).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["deliveries"][0]["destination"], "google_dm");
     assert_eq!(body["deliveries"][0]["status"], "resolved", "{body}");
@@ -880,14 +846,7 @@ async fn a_lead_reaches_data_manager_inline_with_click_ids_consent_and_hashed_id
 async fn a_replay_by_filters_requeues_dead_letters_and_reports_those_past_the_deadline() {
     let db = TestDb::new().await;
     let meta = Fake::start(|_| Reply::json(200, json!({ "events_received": 1 }))).await;
-    let app = serve_app(
-        &db,
-        &[
-            ("meta_capi_base_url", meta.url.as_str()),
-            ("admin_jwt_secret", ADMIN_SECRET),
-        ],
-    )
-    .await;
+    let app = serve_admin_app(&db, &[("meta_capi_base_url", meta.url.as_str())]).await;
     let c = ClientSpec::new().insert(&db).await;
     let other = ClientSpec::new().insert(&db).await;
     let d = destination(
@@ -910,17 +869,8 @@ async fn a_replay_by_filters_requeues_dead_letters_and_reports_those_past_the_de
     queue(&db, d2, "other", 2, "2 hours").await;
     db.client().await.execute("UPDATE conversion_deliveries SET status = 'dead_letter', dead_letter_reason = 'max_retries', retry_count = 5 WHERE event_id NOT LIKE 'pending%'", &[]).await.unwrap();
     let post = |body: Value| {
-        let url = format!("{}/admin/failed-events/retry", app.url);
-        async move {
-            let res = http()
-                .post(url)
-                .header("authorization", admin_bearer())
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (res.status().as_u16(), res.json::<Value>().await.unwrap())
-        }
+        let call = app.post("/admin/failed-events/retry").admin().json(&body);
+        call.send()
     };
     let (status, body) = post(json!({ "replay": {
         "client_id": c, "status": "dead_letter",
@@ -1007,7 +957,7 @@ async fn a_test_send_uses_each_platforms_validation_mode_and_queues_nothing() {
         &oauth,
         &[
             ("meta_capi_base_url", meta.url.as_str()),
-            ("destination_hosts", "http://127.0.0.1:*"),
+            LOOPBACK_DESTINATIONS,
         ],
     )
     .await;
@@ -1042,17 +992,10 @@ async fn a_test_send_uses_each_platforms_validation_mode_and_queues_nothing() {
     )
     .await;
     let test = |id: String, body: Option<Value>| {
-        let url = format!("{}/admin/destinations/{id}/test", app.url);
-        async move {
-            let mut req = http().post(url).header("authorization", admin_bearer());
-            if let Some(b) = body {
-                req = req.json(&b);
-            }
-            let res = req.send().await.unwrap();
-            (
-                res.status().as_u16(),
-                res.json::<Value>().await.unwrap_or(Value::Null),
-            )
+        let call = app.post(&format!("/admin/destinations/{id}/test")).admin();
+        match body {
+            Some(b) => call.json(&b).send(),
+            None => call.send(),
         }
     };
 
@@ -1157,10 +1100,9 @@ async fn a_test_send_uses_each_platforms_validation_mode_and_queues_nothing() {
     assert_eq!((s, r["error"]["field"].as_str()), (400, Some("id")));
     let (s, r) = test(wh.to_string(), Some(json!({ "colour": "red" }))).await;
     assert_eq!(s, 400, "{r}");
-    let res = http()
-        .post(format!("{}/admin/destinations/{wh}/test", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 401);
+    let status = app
+        .post(&format!("/admin/destinations/{wh}/test"))
+        .status()
+        .await;
+    assert_eq!(status, 401);
 }

@@ -237,7 +237,7 @@ async fn rate_limits_timeouts_bad_tokens_and_expired_events_are_each_handled() {
         &db,
         &[
             ("meta_capi_base_url", &limited.url),
-            ("destination_hosts", "http://127.0.0.1:*"),
+            LOOPBACK_DESTINATIONS,
             ("delivery_timeout_ms", "300"),
         ],
     )
@@ -345,10 +345,7 @@ async fn a_destination_that_hangs_is_tried_once_and_does_not_starve_the_others()
     let app = app_with(
         &db,
         &meta,
-        &[
-            ("destination_hosts", "http://127.0.0.1:*"),
-            ("retry_run_budget_ms", "6000"),
-        ],
+        &[LOOPBACK_DESTINATIONS, ("retry_run_budget_ms", "6000")],
     )
     .await;
     let c = ClientSpec::new().insert(&db).await;
