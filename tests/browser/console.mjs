@@ -252,6 +252,8 @@ step('analytics: the chart is drawn with the seeded figures, cards, lists and se
   await page.selectOption('#tz', 'UTC');
   await until('the range in UTC', async () => /\(7 days, UTC\)/.test(await text(page, '.range')));
   await shot(page, 'analytics');
+  // Every answer of the refresh is in (a late one draws the form again).
+  await until('the page to settle', async () => !(await page.locator('#updated').innerText()).includes('Refreshing'));
   // A range the API would refuse is stopped in the page.
   await page.fill('#from', '2020-01-01');
   await page.locator('#from').dispatchEvent('change');

@@ -1996,3 +1996,184 @@ async fn range_visitors_are_within_the_sketch_error_of_the_exact_count() {
     };
     assert_eq!(read().await["unique_visitors"], without + alone);
 }
+
+/// Months whose `widget_month_sketches` row differs from the union of its
+/// client's day rows (migrations/V25), by cardinality: none, whatever wrote
+/// the days.
+async fn months_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
+    c.query(
+        "SELECT coalesce(m.client_id, d.client_id)::text || ' ' || coalesce(m.month, d.month)::text
+           FROM widget_month_sketches m
+           FULL JOIN (SELECT client_id, date_trunc('month', day)::date AS month,
+                             hll_cardinality(hll_union_agg(visitors_sketch)) AS v,
+                             hll_cardinality(hll_union_agg(bot_visitors_sketch)) AS b,
+                             coalesce(sum(unique_visitors) FILTER (WHERE visitors_sketch IS NULL), 0)::int8 AS u
+                        FROM widget_daily_stats GROUP BY 1, 2) d
+             ON d.client_id = m.client_id AND d.month = m.month
+          WHERE m.client_id IS NULL OR d.client_id IS NULL
+             OR hll_cardinality(m.visitors_sketch) IS DISTINCT FROM d.v
+             OR hll_cardinality(m.bot_visitors_sketch) IS DISTINCT FROM d.b
+             OR m.unsketched_visitors <> d.u",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[tokio::test]
+async fn whole_months_are_read_as_one_sketch_that_follows_every_change_to_their_days() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let app = serve_admin_app(&db, &[]).await;
+    let a = add_client(&db, "months").await;
+    let t = today();
+    let (first, last) = (t - Duration::days(80), t - Duration::days(1));
+    // Ten visitors a day from a pool of 200 that drifts: every visitor comes
+    // back on several days, in several months. Few enough that the sketches
+    // are exact (explicit), so every figure must match to the visitor.
+    c.execute(
+        "INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at, is_bot)
+         SELECT $1, CASE WHEN k = 10 THEN 'bot' || (d % 3) ELSE 'p' || ((d * 3 + k) % 200) END,
+                's' || d || '-' || k, 'widget_impression',
+                $2::timestamptz + d * interval '1 day' + k * interval '1 hour', k = 10
+           FROM generate_series(0, 79) d, generate_series(0, 10) k",
+        &[&a, &midnight(first)],
+    )
+    .await
+    .unwrap();
+    let backfill = |from: NaiveDate, to: NaiveDate| {
+        let app = &app;
+        async move {
+            let (s, body) = app
+                .post("/admin/analytics/rollup")
+                .admin()
+                .json(&json!({ "from": from.to_string(), "to": to.to_string() }))
+                .send()
+                .await;
+            assert_eq!(s, 200, "{body}");
+        }
+    };
+    backfill(first, last).await;
+    assert_eq!(months_out_of_step(&c).await, Vec::<String>::new());
+    let whole: Vec<NaiveDate> = first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .filter(|d| {
+            d.day() == 1
+                && d.checked_add_months(chrono::Months::new(1)).unwrap() <= last + Duration::days(1)
+        })
+        .collect();
+    assert!(!whole.is_empty(), "80 days hold a whole month");
+
+    let summary = |from: NaiveDate, to: NaiveDate| {
+        let app = &app;
+        async move {
+            let (s, body) = app
+                .get(&format!("/admin/analytics/{a}/summary?from={from}&to={to}"))
+                .admin()
+                .send()
+                .await;
+            assert_eq!(s, 200, "{body}");
+            body["totals"].clone()
+        }
+    };
+    let raw = raw_events(&c).await;
+    let totals = summary(first, last).await;
+    assert_eq!(
+        totals["unique_visitors"],
+        range_visitors(&raw, a, first, last, false)
+    );
+    assert_eq!(
+        totals["bot_visitors"],
+        range_visitors(&raw, a, first, last, true)
+    );
+    // Month buckets, whole or cut to the range, count each visitor once.
+    let (s, body) = app
+        .get(&format!(
+            "/admin/analytics/{a}/trends?from={first}&to={last}&interval=month"
+        ))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(s, 200, "{body}");
+    for b in body["days"].as_array().unwrap() {
+        let (start, end): (NaiveDate, NaiveDate) = (
+            b["date"].as_str().unwrap().parse().unwrap(),
+            b["to"].as_str().unwrap().parse().unwrap(),
+        );
+        assert_eq!(
+            b["unique_visitors"],
+            range_visitors(&raw, a, start, end, false),
+            "{start}..{end}"
+        );
+    }
+
+    // The range reads a whole month as its month row: emptied, the month's
+    // own visitors drop out of the range (the edges still hold some).
+    let month = whole[0];
+    let month_end = month.checked_add_months(chrono::Months::new(1)).unwrap() - Duration::days(1);
+    c.execute(
+        "UPDATE widget_month_sketches SET visitors_sketch = hll_empty(13) WHERE client_id = $1 AND month = $2",
+        &[&a, &month],
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary(month, month_end).await["unique_visitors"], 0);
+    // Rolling one of its days up again rebuilds it from its days.
+    backfill(month + Duration::days(3), month + Duration::days(3)).await;
+    assert_eq!(months_out_of_step(&c).await, Vec::<String>::new());
+    assert_eq!(
+        summary(month, month_end).await["unique_visitors"],
+        range_visitors(&raw, a, month, month_end, false)
+    );
+
+    // A late event from a new visitor, inside the whole month: its day is
+    // rolled up again and the month counts the visitor.
+    plain_event(
+        &c,
+        a,
+        "late-visitor",
+        Some("late"),
+        "widget_open",
+        midnight(month + Duration::days(9)) + Duration::hours(5),
+    )
+    .await;
+    backfill(month + Duration::days(9), month + Duration::days(9)).await;
+    let raw = raw_events(&c).await;
+    let totals = summary(first, last).await;
+    assert_eq!(
+        totals["unique_visitors"],
+        range_visitors(&raw, a, first, last, false)
+    );
+    assert_eq!(months_out_of_step(&c).await, Vec::<String>::new());
+
+    // Stats retention deletes the oldest days in batches: their months are
+    // rebuilt from the days left, and ranges over them count only those.
+    let kept = first + Duration::days(40);
+    let mut deleted = 0;
+    loop {
+        let n: i64 = c
+            .query_one("SELECT analytics_delete_expired_stats($1, 7)", &[&kept])
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        deleted += n;
+    }
+    assert_eq!(deleted, 40);
+    assert_eq!(months_out_of_step(&c).await, Vec::<String>::new());
+    let totals = summary(first, last).await;
+    assert_eq!(
+        totals["unique_visitors"],
+        range_visitors(&raw, a, kept, last, false)
+    );
+    assert_eq!(
+        totals["bot_visitors"],
+        range_visitors(&raw, a, kept, last, true)
+    );
+}

@@ -1,10 +1,11 @@
 //! The read API under `/admin/analytics/{client_id}/`: one function per
 //! endpoint. Each request reads the client's reporting time zone (404 for an
 //! unknown client), validates its parameters against it, then answers with
-//! one statement. Past days come from `widget_daily_stats`, the client's
-//! today (and yesterday until the nightly rollup has written it) from raw
-//! events, both through `analytics_client_days` so they count alike. Every
-//! value reaches SQL as a bound parameter.
+//! one statement. Past days come from `widget_daily_stats` (visitors from
+//! its sketches and `widget_month_sketches`), the client's today (and
+//! yesterday until the nightly rollup has written it) from raw events with
+//! the rollup's own SQL (`analytics_client_live_days`, once per request), so
+//! they count alike. Every value reaches SQL as a bound parameter.
 
 use std::str::FromStr;
 
@@ -25,20 +26,13 @@ use crate::params::{self, Endpoint, Query};
 /// Sessions with an event in this many minutes count as active.
 pub const ACTIVE_WINDOW_MINUTES: i64 = 30;
 
-/// The figures of a set of days `s` (a range, or one bucket of `trends`),
-/// as columns. Counts are sums; visitors are counted once however many days
-/// they came (docs/METRICS.md): the cardinality of the union of the days'
-/// HyperLogLog sketches (migrations/V24), or the day's exact count when the
-/// set holds one day. A day rolled up before sketches existed, whose raw
-/// events were gone, has none and adds its own count. New visitors are the
-/// visitors first seen on one of the days (summable: a visitor is new on one
-/// day only); returning ones the rest.
-const FIGURES: &str = "
+/// The summable figures of a set of days `s` (a range, or one bucket of
+/// `trends`), as columns: sums, read from the covering index
+/// `widget_daily_stats_totals` alone. `day_visitors` is a one-day set's
+/// exact count of visitors; a longer set counts them with [`VISITORS`].
+const SUMS: &str = "
     coalesce(sum(s.sessions), 0)::int8 AS sessions,
-    CASE WHEN count(s.day) <= 1 THEN coalesce(sum(s.unique_visitors), 0)::int8
-         ELSE round(coalesce(hll_cardinality(hll_union_agg(s.visitors_sketch)), 0))::int8
-              + coalesce(sum(s.unique_visitors) FILTER (WHERE s.visitors_sketch IS NULL), 0)::int8
-    END AS unique_visitors,
+    coalesce(sum(s.unique_visitors), 0)::int8 AS day_visitors,
     coalesce(sum(s.new_visitors), 0)::int8 AS new_visitors,
     coalesce(sum(s.events), 0)::int8 AS events,
     coalesce(sum(s.impressions), 0)::int8 AS impressions,
@@ -49,15 +43,62 @@ const FIGURES: &str = "
     coalesce(sum(s.converted_sessions), 0)::int8 AS converted_sessions,
     coalesce(sum(s.total_session_seconds), 0)::float8 AS total_session_seconds,
     coalesce(sum(s.bot_sessions), 0)::int8 AS bot_sessions,
-    CASE WHEN count(s.day) <= 1 THEN coalesce(sum(s.bot_visitors), 0)::int8
-         ELSE round(coalesce(hll_cardinality(hll_union_agg(s.bot_visitors_sketch)), 0))::int8
-              + coalesce(sum(s.bot_visitors) FILTER (WHERE s.bot_visitors_sketch IS NULL), 0)::int8
-    END AS bot_visitors,
+    coalesce(sum(s.bot_visitors), 0)::int8 AS day_bot_visitors,
     coalesce(sum(s.bot_events), 0)::int8 AS bot_events";
 
-/// [`FIGURES`] `t` as the API's JSON object. An estimate of the union can
-/// fall below the exact count of new visitors: new is capped at unique.
-const TOTALS: &str = "jsonb_build_object(
+/// The columns of a day that [`SUMS`] reads.
+const DAY_COLUMNS: &str = "s.day, s.sessions, s.unique_visitors, s.new_visitors, s.events,
+    s.impressions, s.opens, s.chats_started, s.messages, s.forms_submitted, s.converted_sessions,
+    s.total_session_seconds, s.bot_sessions, s.bot_visitors, s.bot_events";
+
+/// The live days (no rollup yet: today, and yesterday until the nightly job
+/// has run) of the client `$1` in `from..to`, computed from raw events once
+/// per request, and the days `days` of that span: the rollups' (read from
+/// the covering index) plus the live ones.
+fn days_of(from: &str, to: &str) -> String {
+    format!(
+        "live AS MATERIALIZED (
+             SELECT * FROM analytics_client_live_days($1::text::uuid, {from}, {to})),
+         days AS (
+             SELECT {DAY_COLUMNS} FROM widget_daily_stats s
+              WHERE s.client_id = $1::text::uuid AND s.day BETWEEN {from} AND {to}
+             UNION ALL
+             SELECT {DAY_COLUMNS} FROM live s)"
+    )
+}
+
+/// The figures of a set `n` of days `n.first_day..n.last_day` (with its
+/// [`SUMS`]), as row `t`. Visitors are counted once however many days they
+/// came (docs/METRICS.md): one day's exact count, or the cardinality of the
+/// union of HyperLogLog sketches (migrations/V24, V25): whole months' unions,
+/// the other days' sketches, the live days'. A day rolled up before
+/// sketches existed, whose raw events were gone, has none and adds its own
+/// count. New visitors are those first seen on one of the days (summable: a
+/// visitor is new on one day only); returning ones the rest.
+fn figures(n: &str) -> String {
+    format!(
+        "(SELECT n.*,
+                 CASE WHEN n.first_day = n.last_day THEN n.day_visitors ELSE v.visitors END AS unique_visitors,
+                 CASE WHEN n.first_day = n.last_day THEN n.day_bot_visitors ELSE v.bot_visitors END AS bot_visitors
+            FROM {n} n,
+                 LATERAL (
+                   SELECT round(coalesce(hll_cardinality(hll_union_agg(k.visitors_sketch)), 0))::int8
+                            + coalesce(sum(k.unsketched_visitors), 0)::int8 AS visitors,
+                          round(coalesce(hll_cardinality(hll_union_agg(k.bot_visitors_sketch)), 0))::int8
+                            + coalesce(sum(k.unsketched_bot_visitors), 0)::int8 AS bot_visitors
+                     FROM (SELECT r.* FROM analytics_range_sketches($1::text::uuid, n.first_day, n.last_day) r
+                            WHERE n.first_day < n.last_day
+                           UNION ALL
+                           SELECT l.visitors_sketch, l.bot_visitors_sketch, 0, 0 FROM live l
+                            WHERE n.first_day < n.last_day AND l.day BETWEEN n.first_day AND n.last_day) k) v) t"
+    )
+}
+
+/// The [`figures`] `t` as the key-value pairs of the API's JSON object
+/// (`json_build_object`: `json`, unlike `jsonb`, is built as written, which
+/// for 365 trends entries is 2 ms less). An estimate of the union can fall
+/// below the exact count of new visitors: new is capped at unique.
+const TOTALS: &str = "
     'sessions', t.sessions,
     'unique_visitors', t.unique_visitors,
     'new_visitors', least(t.new_visitors, t.unique_visitors),
@@ -75,7 +116,7 @@ const TOTALS: &str = "jsonb_build_object(
         THEN round((t.total_session_seconds / t.sessions)::numeric, 1) ELSE 0 END,
     'bot_sessions', t.bot_sessions,
     'bot_visitors', t.bot_visitors,
-    'bot_events', t.bot_events)";
+    'bot_events', t.bot_events";
 
 /// The `{client_id}` and the endpoint of `/admin/analytics/{client_id}/<endpoint>`.
 fn route(req: &Request) -> (String, String) {
@@ -213,17 +254,20 @@ fn change_pct(current: &Value, previous: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The days of the range as the figures' source: the rollups plus the live
-/// days (`analytics_client_days`, inlined by the planner).
-const DAYS: &str = "analytics_client_days($1::text::uuid, $2::text::date, $3::text::date)";
-
 fn summary(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
     let (pf, pt) = q.previous();
+    let range = |from: &str, to: &str| {
+        let n = format!(
+            "(SELECT {from} AS first_day, {to} AS last_day, {SUMS} FROM days s WHERE s.day BETWEEN {from} AND {to})"
+        );
+        format!("(SELECT json_build_object({TOTALS}) FROM {})", figures(&n))
+    };
     let sql = format!(
-        "SELECT jsonb_build_array(
-                    (SELECT {TOTALS} FROM (SELECT {FIGURES} FROM {DAYS} s) t),
-                    (SELECT {TOTALS} FROM (SELECT {FIGURES}
-                       FROM analytics_client_days($1::text::uuid, $4::text::date, $5::text::date) s) t)) AS pair"
+        "WITH {}
+         SELECT json_build_array({}, {}) AS pair",
+        days_of("$4::text::date", "$3::text::date"),
+        range("$2::text::date", "$3::text::date"),
+        range("$4::text::date", "$5::text::date"),
     );
     let pair: Value = conn.value(
         &sql,
@@ -249,21 +293,24 @@ fn summary(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> 
 /// to the range: `date` its first day, `to` its last.
 fn trends(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
     let sql = format!(
-        "WITH d AS (
+        "WITH {},
+         d AS (
              SELECT g::date AS day,
                     CASE $4::text WHEN 'week' THEN date_trunc('week', g)::date
                                   WHEN 'month' THEN date_trunc('month', g)::date
                                   ELSE g::date END AS bucket
                FROM generate_series($2::text::date, $3::text::date, interval '1 day') g
-         ), t AS (
-             SELECT d.bucket, min(d.day) AS first_day, max(d.day) AS last_day, {FIGURES}
-               FROM d LEFT JOIN {DAYS} s ON s.day = d.day
+         ), b AS (
+             SELECT d.bucket, min(d.day) AS first_day, max(d.day) AS last_day, {SUMS}
+               FROM d LEFT JOIN days s ON s.day = d.day
               GROUP BY d.bucket
          )
-         SELECT jsonb_agg(jsonb_build_object('date', to_char(t.first_day, 'YYYY-MM-DD'),
-                                             'to', to_char(t.last_day, 'YYYY-MM-DD'))
-                          || {TOTALS} ORDER BY t.bucket) AS days
-           FROM t"
+         SELECT json_agg(json_build_object('date', to_char(t.first_day, 'YYYY-MM-DD'),
+                                           'to', to_char(t.last_day, 'YYYY-MM-DD'), {TOTALS})
+                         ORDER BY t.bucket) AS days
+           FROM {}",
+        days_of("$2::text::date", "$3::text::date"),
+        figures("b"),
     );
     let days: Value = conn.value(
         &sql,
@@ -283,34 +330,55 @@ fn trends(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
 }
 
 /// The top `limit` keys of one or more `{key: count}` columns over the range,
-/// with the range's sessions (the denominator of each key's share).
+/// with the range's sessions (the denominator of each key's share). The
+/// range's days are read once for every list.
 fn top(
     conn: &Db,
     client_id: &str,
     q: &Query,
     lists: &[(&str, &str)],
 ) -> Result<Value, db::DbError> {
-    let mut parts = Vec::new();
-    for (i, (name, _)) in lists.iter().enumerate() {
-        // Column names are this module's constants, passed as parameters
-        // anyway: analytics_top_keys checks them against its own list.
-        let p = 5 + i;
-        parts.push(format!(
-            "'{name}', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', t.key, 'count', t.n) ORDER BY t.n DESC, t.key), '[]')
-                          FROM analytics_top_keys($1::text::uuid, $2::text::date, $3::text::date, ${p}::text, $4::int4) t)"
-        ));
-    }
+    // Names and columns are this module's constants, never request input.
+    let columns: Vec<String> = lists.iter().map(|(_, c)| format!("s.{c}")).collect();
+    let documents: Vec<String> = lists
+        .iter()
+        .map(|(name, c)| format!("('{name}', s.{c})"))
+        .collect();
+    let answers: Vec<String> = lists
+        .iter()
+        .map(|(name, _)| {
+            format!(
+                "'{name}', coalesce((SELECT jsonb_agg(jsonb_build_object('key', r.key, 'count', r.n) ORDER BY r.rank)
+                                       FROM ranked r WHERE r.list = '{name}' AND r.rank <= $4::int4), '[]')"
+            )
+        })
+        .collect();
     let sql = format!(
-        "SELECT jsonb_build_object({}, 'sessions', (SELECT coalesce(sum(s.sessions), 0)::int8 FROM {DAYS} s)) AS lists",
-        parts.join(", ")
+        "WITH live AS MATERIALIZED (
+             SELECT * FROM analytics_client_live_days($1::text::uuid, $2::text::date, $3::text::date)),
+         days AS MATERIALIZED (
+             SELECT s.sessions, {columns} FROM widget_daily_stats s
+              WHERE s.client_id = $1::text::uuid AND s.day BETWEEN $2::text::date AND $3::text::date
+             UNION ALL
+             SELECT s.sessions, {columns} FROM live s),
+         keys AS (
+             SELECT j.list, e.key, sum(e.value::int8)::int8 AS n
+               FROM days s, LATERAL (VALUES {documents}) j (list, doc), jsonb_each_text(j.doc) e
+              GROUP BY j.list, e.key),
+         ranked AS (
+             SELECT k.*, row_number() OVER (PARTITION BY k.list ORDER BY k.n DESC, k.key) AS rank FROM keys k)
+         SELECT jsonb_build_object({answers},
+                                   'sessions', (SELECT coalesce(sum(s.sessions), 0)::int8 FROM days s)) AS lists",
+        columns = columns.join(", "),
+        documents = documents.join(", "),
+        answers = answers.join(", "),
     );
-    let mut params = vec![
+    let params = [
         text(client_id),
         text(q.from),
         text(q.to),
         ParameterValue::Int32(q.limit as i32),
     ];
-    params.extend(lists.iter().map(|(_, column)| text(column)));
     let lists: Value = conn.value(&sql, &params)?;
     let mut out = json!({ "client_id": client_id, "range": range_json(q), "limit": q.limit });
     if let Value::Object(m) = lists {
