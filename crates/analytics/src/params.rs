@@ -6,7 +6,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use platform::query::Params;
@@ -130,6 +130,25 @@ impl Query {
     pub fn previous(&self) -> (NaiveDate, NaiveDate) {
         let n = self.days();
         (self.from - Duration::days(n), self.from - Duration::days(1))
+    }
+
+    /// The first day of each `trends` bucket of the range, ascending: every
+    /// day, or `from` then each Monday (ISO weeks) or each 1st of a month
+    /// after it. A bucket ends the day before the next one starts, the last
+    /// one on `to`.
+    pub fn bucket_starts(&self) -> Vec<NaiveDate> {
+        self.from
+            .iter_days()
+            .take_while(|d| *d <= self.to)
+            .filter(|d| {
+                *d == self.from
+                    || match self.interval {
+                        Interval::Day => true,
+                        Interval::Week => d.weekday() == chrono::Weekday::Mon,
+                        Interval::Month => d.day() == 1,
+                    }
+            })
+            .collect()
     }
 
     /// Midnight of `date` in `tz` as a UTC instant (the earliest one when a
@@ -512,5 +531,35 @@ mod tests {
             assert_eq!(Endpoint::parse(e.name()), Some(e));
         }
         assert_eq!(Endpoint::parse("rollup"), None);
+    }
+
+    #[test]
+    fn trends_buckets_are_days_iso_weeks_or_months_cut_to_the_range() {
+        let starts = |query: &str| {
+            let now = Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap();
+            parse(Endpoint::Trends, query, now, Tz::UTC)
+                .unwrap()
+                .bucket_starts()
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            starts("from=2026-11-28&to=2026-12-01"),
+            ["2026-11-28", "2026-11-29", "2026-11-30", "2026-12-01"]
+        );
+        // 2026-11-30 and 2026-12-07 are Mondays.
+        assert_eq!(
+            starts("from=2026-11-28&to=2026-12-06&interval=week"),
+            ["2026-11-28", "2026-11-30"]
+        );
+        assert_eq!(
+            starts("from=2026-10-15&to=2026-12-06&interval=month"),
+            ["2026-10-15", "2026-11-01", "2026-12-01"]
+        );
+        assert_eq!(
+            starts("from=2026-12-01&to=2026-12-01&interval=month"),
+            ["2026-12-01"]
+        );
     }
 }

@@ -5,11 +5,13 @@
 //! its sketches and `widget_month_sketches`), the client's today (and
 //! yesterday until the nightly rollup has written it) from raw events with
 //! the rollup's own SQL (`analytics_client_live_days`, once per request), so
-//! they count alike. Every value reaches SQL as a bound parameter.
+//! they count alike. The summary's and trends' figures are one function,
+//! `analytics_figures` (migrations/V26), whose plan each connection keeps.
+//! Every value reaches SQL as a bound parameter.
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -25,98 +27,6 @@ use crate::params::{self, Endpoint, Query};
 
 /// Sessions with an event in this many minutes count as active.
 pub const ACTIVE_WINDOW_MINUTES: i64 = 30;
-
-/// The summable figures of a set of days `s` (a range, or one bucket of
-/// `trends`), as columns: sums, read from the covering index
-/// `widget_daily_stats_totals` alone. `day_visitors` is a one-day set's
-/// exact count of visitors; a longer set counts them with [`VISITORS`].
-const SUMS: &str = "
-    coalesce(sum(s.sessions), 0)::int8 AS sessions,
-    coalesce(sum(s.unique_visitors), 0)::int8 AS day_visitors,
-    coalesce(sum(s.new_visitors), 0)::int8 AS new_visitors,
-    coalesce(sum(s.events), 0)::int8 AS events,
-    coalesce(sum(s.impressions), 0)::int8 AS impressions,
-    coalesce(sum(s.opens), 0)::int8 AS opens,
-    coalesce(sum(s.chats_started), 0)::int8 AS chats_started,
-    coalesce(sum(s.messages), 0)::int8 AS messages,
-    coalesce(sum(s.forms_submitted), 0)::int8 AS forms_submitted,
-    coalesce(sum(s.converted_sessions), 0)::int8 AS converted_sessions,
-    coalesce(sum(s.total_session_seconds), 0)::float8 AS total_session_seconds,
-    coalesce(sum(s.bot_sessions), 0)::int8 AS bot_sessions,
-    coalesce(sum(s.bot_visitors), 0)::int8 AS day_bot_visitors,
-    coalesce(sum(s.bot_events), 0)::int8 AS bot_events";
-
-/// The columns of a day that [`SUMS`] reads.
-const DAY_COLUMNS: &str = "s.day, s.sessions, s.unique_visitors, s.new_visitors, s.events,
-    s.impressions, s.opens, s.chats_started, s.messages, s.forms_submitted, s.converted_sessions,
-    s.total_session_seconds, s.bot_sessions, s.bot_visitors, s.bot_events";
-
-/// The live days (no rollup yet: today, and yesterday until the nightly job
-/// has run) of the client `$1` in `from..to`, computed from raw events once
-/// per request, and the days `days` of that span: the rollups' (read from
-/// the covering index) plus the live ones.
-fn days_of(from: &str, to: &str) -> String {
-    format!(
-        "live AS MATERIALIZED (
-             SELECT * FROM analytics_client_live_days($1::text::uuid, {from}, {to})),
-         days AS (
-             SELECT {DAY_COLUMNS} FROM widget_daily_stats s
-              WHERE s.client_id = $1::text::uuid AND s.day BETWEEN {from} AND {to}
-             UNION ALL
-             SELECT {DAY_COLUMNS} FROM live s)"
-    )
-}
-
-/// The figures of a set `n` of days `n.first_day..n.last_day` (with its
-/// [`SUMS`]), as row `t`. Visitors are counted once however many days they
-/// came (docs/METRICS.md): one day's exact count, or the cardinality of the
-/// union of HyperLogLog sketches (migrations/V24, V25): whole months' unions,
-/// the other days' sketches, the live days'. A day rolled up before
-/// sketches existed, whose raw events were gone, has none and adds its own
-/// count. New visitors are those first seen on one of the days (summable: a
-/// visitor is new on one day only); returning ones the rest.
-fn figures(n: &str) -> String {
-    format!(
-        "(SELECT n.*,
-                 CASE WHEN n.first_day = n.last_day THEN n.day_visitors ELSE v.visitors END AS unique_visitors,
-                 CASE WHEN n.first_day = n.last_day THEN n.day_bot_visitors ELSE v.bot_visitors END AS bot_visitors
-            FROM {n} n,
-                 LATERAL (
-                   SELECT round(coalesce(hll_cardinality(hll_union_agg(k.visitors_sketch)), 0))::int8
-                            + coalesce(sum(k.unsketched_visitors), 0)::int8 AS visitors,
-                          round(coalesce(hll_cardinality(hll_union_agg(k.bot_visitors_sketch)), 0))::int8
-                            + coalesce(sum(k.unsketched_bot_visitors), 0)::int8 AS bot_visitors
-                     FROM (SELECT r.* FROM analytics_range_sketches($1::text::uuid, n.first_day, n.last_day) r
-                            WHERE n.first_day < n.last_day
-                           UNION ALL
-                           SELECT l.visitors_sketch, l.bot_visitors_sketch, 0, 0 FROM live l
-                            WHERE n.first_day < n.last_day AND l.day BETWEEN n.first_day AND n.last_day) k) v) t"
-    )
-}
-
-/// The [`figures`] `t` as the key-value pairs of the API's JSON object
-/// (`json_build_object`: `json`, unlike `jsonb`, is built as written, which
-/// for 365 trends entries is 2 ms less). An estimate of the union can fall
-/// below the exact count of new visitors: new is capped at unique.
-const TOTALS: &str = "
-    'sessions', t.sessions,
-    'unique_visitors', t.unique_visitors,
-    'new_visitors', least(t.new_visitors, t.unique_visitors),
-    'returning_visitors', greatest(t.unique_visitors - t.new_visitors, 0),
-    'events', t.events,
-    'impressions', t.impressions,
-    'opens', t.opens,
-    'chats_started', t.chats_started,
-    'messages', t.messages,
-    'forms_submitted', t.forms_submitted,
-    'converted_sessions', t.converted_sessions,
-    'conversion_rate', CASE WHEN t.sessions > 0
-        THEN round(t.converted_sessions::numeric / t.sessions, 4) ELSE 0 END,
-    'avg_session_duration_s', CASE WHEN t.sessions > 0
-        THEN round((t.total_session_seconds / t.sessions)::numeric, 1) ELSE 0 END,
-    'bot_sessions', t.bot_sessions,
-    'bot_visitors', t.bot_visitors,
-    'bot_events', t.bot_events";
 
 /// The `{client_id}` and the endpoint of `/admin/analytics/{client_id}/<endpoint>`.
 fn route(req: &Request) -> (String, String) {
@@ -254,73 +164,59 @@ fn change_pct(current: &Value, previous: &Value) -> Value {
     Value::Object(out)
 }
 
-fn summary(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
-    let (pf, pt) = q.previous();
-    let range = |from: &str, to: &str| {
-        let n = format!(
-            "(SELECT {from} AS first_day, {to} AS last_day, {SUMS} FROM days s WHERE s.day BETWEEN {from} AND {to})"
-        );
-        format!("(SELECT json_build_object({TOTALS}) FROM {})", figures(&n))
-    };
-    let sql = format!(
-        "WITH {}
-         SELECT json_build_array({}, {}) AS pair",
-        days_of("$4::text::date", "$3::text::date"),
-        range("$2::text::date", "$3::text::date"),
-        range("$4::text::date", "$5::text::date"),
-    );
-    let pair: Value = conn.value(
-        &sql,
+/// `analytics_figures` (migrations/V26) of the client's days in buckets
+/// starting on `firsts` (ascending), the last ending on `to`: one JSON object
+/// per bucket, with `date` (its first day) and `to` (its last).
+fn figures(
+    conn: &Db,
+    client_id: &str,
+    firsts: &[NaiveDate],
+    to: NaiveDate,
+) -> Result<Vec<Value>, db::DbError> {
+    let firsts: Vec<String> = firsts.iter().map(|d| d.to_string()).collect();
+    let buckets: Value = conn.value(
+        "SELECT analytics_figures($1::text::uuid, $2::text::date[], $3::text::date) AS buckets",
         &[
             text(client_id),
-            text(q.from),
-            text(q.to),
-            text(pf),
-            text(pt),
+            text(format!("{{{}}}", firsts.join(","))),
+            text(to),
         ],
     )?;
-    let (current, previous) = (pair[0].clone(), pair[1].clone());
+    match buckets {
+        Value::Array(v) => Ok(v),
+        other => Err(db::DbError::failed(format!(
+            "analytics_figures returned {other}"
+        ))),
+    }
+}
+
+fn summary(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
+    let (pf, pt) = q.previous();
+    // The range before and the range are consecutive buckets.
+    let mut buckets = figures(conn, client_id, &[pf, q.from], q.to)?.into_iter();
+    let (mut previous, mut current) = (
+        buckets.next().unwrap_or_default(),
+        buckets.next().unwrap_or_default(),
+    );
+    for totals in [&mut previous, &mut current] {
+        if let Value::Object(m) = totals {
+            m.remove("date");
+            m.remove("to");
+        }
+    }
     Ok(json!({
         "client_id": client_id,
         "range": range_json(q),
+        "change_pct": change_pct(&current, &previous),
         "totals": current,
         "previous": { "from": pf.to_string(), "to": pt.to_string(), "totals": previous },
-        "change_pct": change_pct(&current, &previous),
     }))
 }
 
 /// The range in buckets of `q.interval` (days, ISO weeks, months), each cut
 /// to the range: `date` its first day, `to` its last.
 fn trends(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
-    let sql = format!(
-        "WITH {},
-         d AS (
-             SELECT g::date AS day,
-                    CASE $4::text WHEN 'week' THEN date_trunc('week', g)::date
-                                  WHEN 'month' THEN date_trunc('month', g)::date
-                                  ELSE g::date END AS bucket
-               FROM generate_series($2::text::date, $3::text::date, interval '1 day') g
-         ), b AS (
-             SELECT d.bucket, min(d.day) AS first_day, max(d.day) AS last_day, {SUMS}
-               FROM d LEFT JOIN days s ON s.day = d.day
-              GROUP BY d.bucket
-         )
-         SELECT json_agg(json_build_object('date', to_char(t.first_day, 'YYYY-MM-DD'),
-                                           'to', to_char(t.last_day, 'YYYY-MM-DD'), {TOTALS})
-                         ORDER BY t.bucket) AS days
-           FROM {}",
-        days_of("$2::text::date", "$3::text::date"),
-        figures("b"),
-    );
-    let days: Value = conn.value(
-        &sql,
-        &[
-            text(client_id),
-            text(q.from),
-            text(q.to),
-            text(q.interval.name()),
-        ],
-    )?;
+    let days = figures(conn, client_id, &q.bucket_starts(), q.to)?;
     Ok(json!({
         "client_id": client_id,
         "range": range_json(q),
