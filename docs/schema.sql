@@ -657,6 +657,19 @@ END $$;
 
 
 --
+-- Name: analytics_month_sketches_truncate(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_month_sketches_truncate() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    TRUNCATE widget_month_sketches;
+    RETURN NULL;
+END $$;
+
+
+--
 -- Name: analytics_range_sketches(uuid, date, date); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -3121,6 +3134,13 @@ CREATE TRIGGER widget_month_sketches_delete AFTER DELETE ON public.widget_daily_
 --
 
 CREATE TRIGGER widget_month_sketches_insert AFTER INSERT ON public.widget_daily_stats REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_month_sketches_add();
+
+
+--
+-- Name: widget_daily_stats widget_month_sketches_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER widget_month_sketches_truncate AFTER TRUNCATE ON public.widget_daily_stats FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_month_sketches_truncate();
 
 
 --

@@ -2176,4 +2176,14 @@ async fn whole_months_are_read_as_one_sketch_that_follows_every_change_to_their_
         totals["bot_visitors"],
         range_visitors(&raw, a, kept, last, true)
     );
+
+    // A TRUNCATE fires no delete trigger: it empties the months itself.
+    c.execute("TRUNCATE widget_daily_stats", &[]).await.unwrap();
+    assert_eq!(months_out_of_step(&c).await, Vec::<String>::new());
+    let months: i64 = c
+        .query_one("SELECT count(*) FROM widget_month_sketches", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(months, 0);
 }

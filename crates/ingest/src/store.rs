@@ -27,8 +27,11 @@ SELECT conflict, last_session_id, last_seen_us, last_utm_campaign, duplicates
     $15::text, $16::text, $17::bool, $18::text, $19::int8)";
 
 /// How often a batch is sessionized again when another batch of the same
-/// visitor moved its last session in between.
-const SESSION_ATTEMPTS: usize = 5;
+/// visitor moved its last session in between. Each conflict is another of
+/// the visitor's batches committing, so n concurrent batches all land within
+/// n attempts: 16 covers a visitor's open tabs and a flaky network's resends.
+/// (5 let one of 8 concurrent batches answer 503 on a loaded machine.)
+const SESSION_ATTEMPTS: usize = 16;
 
 /// A client's row, as ingest needs it, the cached parse of the request's
 /// user agent if there is one, and the visitor's last session.
