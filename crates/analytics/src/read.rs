@@ -174,30 +174,26 @@ fn figures(
     to: NaiveDate,
 ) -> Result<Vec<Value>, db::DbError> {
     let firsts: Vec<String> = firsts.iter().map(|d| d.to_string()).collect();
-    let buckets: Value = conn.value(
+    conn.value(
         "SELECT analytics_figures($1::text::uuid, $2::text::date[], $3::text::date) AS buckets",
         &[
             text(client_id),
             text(format!("{{{}}}", firsts.join(","))),
             text(to),
         ],
-    )?;
-    match buckets {
-        Value::Array(v) => Ok(v),
-        other => Err(db::DbError::failed(format!(
-            "analytics_figures returned {other}"
-        ))),
-    }
+    )
 }
 
 fn summary(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
     let (pf, pt) = q.previous();
     // The range before and the range are consecutive buckets.
-    let mut buckets = figures(conn, client_id, &[pf, q.from], q.to)?.into_iter();
-    let (mut previous, mut current) = (
-        buckets.next().unwrap_or_default(),
-        buckets.next().unwrap_or_default(),
-    );
+    let buckets = figures(conn, client_id, &[pf, q.from], q.to)?;
+    let [mut previous, mut current]: [Value; 2] = buckets.try_into().map_err(|b: Vec<Value>| {
+        db::DbError::failed(format!(
+            "analytics_figures returned {} buckets for 2",
+            b.len()
+        ))
+    })?;
     for totals in [&mut previous, &mut current] {
         if let Value::Object(m) = totals {
             m.remove("date");
