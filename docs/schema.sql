@@ -1083,8 +1083,11 @@ $$;
 --
 
 CREATE FUNCTION public.ingest_context(p_client_id text, p_user_agent text, p_parser text, p_person_id text) RETURNS TABLE(enabled boolean, root_domain text, allow_localhost boolean, device_type text, browser text, browser_version text, os text, os_version text, is_bot boolean, session_id text, last_seen_us bigint, utm_campaign text, refused_consent_events text)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT c.enabled, c.root_domain, c.allow_localhost,
            u.device_type, u.browser, u.browser_version, u.os, u.os_version,
            coalesce(u.is_bot, false), s.session_id, s.last_seen_us, s.utm_campaign,
@@ -1098,8 +1101,8 @@ CREATE FUNCTION public.ingest_context(p_client_id text, p_user_agent text, p_par
              WHERE ws.client_id = c.id AND ws.person_id = p_person_id
              ORDER BY ws.last_seen_at DESC
              LIMIT 1) s ON p_person_id IS NOT NULL
-     WHERE c.id = p_client_id::uuid
-$$;
+     WHERE c.id = p_client_id::uuid;
+END $$;
 
 
 --

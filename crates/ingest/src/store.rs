@@ -18,9 +18,11 @@ use crate::consent::Refused;
 use crate::device::{Device, PARSER};
 use crate::sessions::{self, LastSession, Timed};
 
-const CONTEXT: &str = "SELECT * FROM ingest_context($1::text, $2::text, $3::text, $4::text)";
+/// The two statements (public for `bench ingest`, which sends them natively
+/// to measure the database's share of a request).
+pub const CONTEXT: &str = "SELECT * FROM ingest_context($1::text, $2::text, $3::text, $4::text)";
 
-const WRITE_BATCH: &str = "
+pub const WRITE_BATCH: &str = "
 SELECT conflict, last_session_id, last_seen_us, last_utm_campaign, duplicates
   FROM ingest_write_batch($1::jsonb, $2::text, $3::text, $4::text, $5::text, $6::text,
     $7::text, $8::text, $9::bool, $10::text, $11::text, $12::text, $13::jsonb, $14::int8,
@@ -255,41 +257,47 @@ pub fn rejections_json(rejected: &[Rejection]) -> Value {
         .collect()
 }
 
-/// One write; `expected`: for server-made sessions, the last session they
-/// were assigned from (`None` inside: the visitor had none).
+/// `ingest_write_batch`'s arguments; `expected`: for server-made sessions,
+/// the last session they were assigned from (`None` inside: the visitor had
+/// none). Public for `bench ingest`, which sends the same write natively.
+pub fn write_params(
+    w: &BatchWrite,
+    session_ids: &[String],
+    expected: Option<Option<&LastSession>>,
+) -> Vec<ParameterValue> {
+    let d = w.device;
+    let expected_session = expected.flatten();
+    vec![
+        ParameterValue::Jsonb(events_json(w.accepted, session_ids)),
+        w.batch.client_id.clone().into(),
+        w.batch.person_id.clone().into(),
+        d.device_type.clone().into(),
+        text_or_null(d.browser.as_deref()),
+        text_or_null(d.browser_version.as_deref()),
+        text_or_null(d.os.as_deref()),
+        text_or_null(d.os_version.as_deref()),
+        d.is_bot.into(),
+        text_or_null(w.ip),
+        text_or_null(w.batch.locale.as_deref()),
+        text_or_null(w.batch.screen.as_deref()),
+        ParameterValue::Jsonb(serde_json::to_vec(&rejections_json(w.rejected)).unwrap_or_default()),
+        w.rejected_cap_per_hour.into(),
+        text_or_null(w.new_user_agent),
+        PARSER.to_string().into(),
+        expected.is_some().into(),
+        text_or_null(expected_session.map(|s| s.id.as_str())),
+        expected_session.map_or(ParameterValue::DbNull, |s| {
+            s.last_seen.timestamp_micros().into()
+        }),
+    ]
+}
+
+/// One write (see [`write_params`]).
 fn write(
     db: &Db,
     w: &BatchWrite,
     session_ids: &[String],
     expected: Option<Option<&LastSession>>,
 ) -> Result<Written, DbError> {
-    let jsonb = |v: Value| ParameterValue::Jsonb(serde_json::to_vec(&v).unwrap_or_default());
-    let d = w.device;
-    let expected_session = expected.flatten();
-    db.one(
-        WRITE_BATCH,
-        &[
-            ParameterValue::Jsonb(events_json(w.accepted, session_ids)),
-            w.batch.client_id.clone().into(),
-            w.batch.person_id.clone().into(),
-            d.device_type.clone().into(),
-            text_or_null(d.browser.as_deref()),
-            text_or_null(d.browser_version.as_deref()),
-            text_or_null(d.os.as_deref()),
-            text_or_null(d.os_version.as_deref()),
-            d.is_bot.into(),
-            text_or_null(w.ip),
-            text_or_null(w.batch.locale.as_deref()),
-            text_or_null(w.batch.screen.as_deref()),
-            jsonb(rejections_json(w.rejected)),
-            w.rejected_cap_per_hour.into(),
-            text_or_null(w.new_user_agent),
-            PARSER.to_string().into(),
-            expected.is_some().into(),
-            text_or_null(expected_session.map(|s| s.id.as_str())),
-            expected_session.map_or(ParameterValue::DbNull, |s| {
-                s.last_seen.timestamp_micros().into()
-            }),
-        ],
-    )
+    db.one(WRITE_BATCH, &write_params(w, session_ids, expected))
 }
