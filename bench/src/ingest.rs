@@ -192,7 +192,7 @@ async fn route_statements(
         .enumerate()
         .filter_map(|(i, raw)| ::ingest::validate_event(i, raw, now, &site).ok())
         .collect();
-    events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+    store::sort_for_write(&mut events);
     let context = platform::db::as_one_row(store::CONTEXT);
     client
         .query(&context, &[&parsed.client_id, &UA, &PARSER, &person])
@@ -240,7 +240,8 @@ async fn route_statements(
     Ok(())
 }
 
-/// The component's parameter as the local host receives it.
+/// The component's parameter as the local host receives it (the kinds
+/// `write_params` makes).
 fn host_param(p: spin_sdk::pg4::ParameterValue) -> Result<pg::ParameterValue> {
     use spin_sdk::pg4::ParameterValue as G;
     Ok(match p {
@@ -248,8 +249,6 @@ fn host_param(p: spin_sdk::pg4::ParameterValue) -> Result<pg::ParameterValue> {
         G::Int64(v) => pg::ParameterValue::Int64(v),
         G::Str(v) => pg::ParameterValue::Str(v),
         G::Jsonb(v) => pg::ParameterValue::Jsonb(v),
-        G::ArrayStr(v) => pg::ParameterValue::ArrayStr(v),
-        G::ArrayInt64(v) => pg::ParameterValue::ArrayInt64(v),
         G::DbNull => pg::ParameterValue::DbNull,
         other => bail!("bench: no conversion for {other:?}"),
     })

@@ -69,7 +69,7 @@ fn accept(req: &Request) -> Result<Response, ApiError> {
             first
         });
     }
-    accepted.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+    store::sort_for_write(&mut accepted);
     let refused = consent::refused(&batch).then_some(client.refused_consent);
     match refused {
         Some(Refused::Drop) => {

@@ -121,10 +121,16 @@ pub fn load_client(db: &Db, batch: &Batch, user_agent: &str) -> Result<Option<Cl
     }))
 }
 
+/// Puts accepted events in the write's order, (occurred_at, event_id): one
+/// lock order for every writer, so concurrent retries cannot deadlock.
+pub fn sort_for_write(accepted: &mut [EventRow]) {
+    accepted.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+}
+
 /// Everything one batch writes.
 pub struct BatchWrite<'a> {
     pub batch: &'a Batch,
-    /// Sorted by (occurred_at, event_id): one lock order for every writer.
+    /// In the write's order ([`sort_for_write`]).
     pub accepted: &'a [EventRow],
     pub rejected: &'a [Rejection],
     pub device: &'a Device,
