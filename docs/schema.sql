@@ -76,22 +76,32 @@ CREATE TABLE public.widget_daily_stats (
 --
 
 CREATE FUNCTION public.analytics_client_live_days(p_client uuid, p_from date, p_to date) RETURNS SETOF public.widget_daily_stats
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT * FROM analytics_client_live_days(p_client, (SELECT c.time_zone FROM clients c WHERE c.id = p_client), p_from, p_to)
+$$;
+
+
+--
+-- Name: analytics_client_live_days(uuid, text, date, date); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_client_live_days(p_client uuid, p_zone text, p_from date, p_to date) RETURNS SETOF public.widget_daily_stats
     LANGUAGE plpgsql STABLE
     AS $$
 DECLARE
-    zone text := (SELECT c.time_zone FROM clients c WHERE c.id = p_client);
-    today date := (now() AT TIME ZONE zone)::date;
+    today date := (now() AT TIME ZONE p_zone)::date;
     d date;
 BEGIN
-    IF zone IS NULL OR p_to < today - 6 THEN
+    IF p_zone IS NULL OR p_to < today - 6 THEN
         RETURN;
     END IF;
     FOR d IN
         SELECT g::date FROM generate_series(greatest(p_from, today - 6), least(p_to, today), interval '1 day') g
-         WHERE NOT EXISTS (SELECT 1 FROM analytics_rollup_days r WHERE r.time_zone = zone AND r.day = g::date)
+         WHERE NOT EXISTS (SELECT 1 FROM analytics_rollup_days r WHERE r.time_zone = p_zone AND r.day = g::date)
            AND NOT EXISTS (SELECT 1 FROM widget_daily_stats s WHERE s.client_id = p_client AND s.day = g::date)
     LOOP
-        RETURN QUERY SELECT * FROM analytics_day_stats(d, NULL, p_client);
+        RETURN QUERY SELECT * FROM analytics_day_stats(d, ARRAY[p_zone], p_client);
     END LOOP;
 END $$;
 
@@ -151,15 +161,24 @@ DECLARE
     v_lo timestamptz;
     v_hi timestamptz;
     v_ids uuid[];
+    v_zones text[];
 BEGIN
     IF p_client IS NOT NULL THEN
-        SELECT array_agg(c.time_zone), array_agg(c.id) INTO p_zones, v_ids FROM clients c WHERE c.id = p_client;
+        -- The read API passes the client's zone it has read; a caller
+        -- that passes none (V25's live days, during a rollout) has it read.
+        IF p_zones IS NULL THEN
+            SELECT array_agg(c.time_zone) INTO p_zones FROM clients c WHERE c.id = p_client;
+        ELSIF cardinality(p_zones) <> 1 THEN
+            RAISE EXCEPTION 'analytics_day_stats: one client takes its one zone, not %', p_zones;
+        END IF;
+        v_ids := ARRAY[p_client];
+        v_zones := p_zones;
         -- The read API's live days: a plan made once per connection (the
         -- query is static) and pruned to the day's partition when it runs.
         -- Planning each call (1.8 ms) cost more than running it (0.5 ms).
         PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);
     ELSE
-        SELECT coalesce(array_agg(c.id), '{}') INTO v_ids
+        SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.time_zone), '{}') INTO v_ids, v_zones
           FROM clients c WHERE c.time_zone = ANY (p_zones) AND NOT c.id = ANY (p_skip);
         -- A rollup's clients are thousands: plan for them each time.
         PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
@@ -173,8 +192,7 @@ BEGIN
     WITH cz AS (
         SELECT c.id, c.time_zone,
                analytics_day_start(c.time_zone, p_day) AS lo, analytics_day_start(c.time_zone, p_day + 1) AS hi
-          FROM clients c
-         WHERE c.id = ANY (v_ids)
+          FROM unnest(v_ids, v_zones) c (id, time_zone)
     ),
     ev AS (
         SELECT e.client_id, e.person_id, e.session_id, e.event_name, e.occurred_at, e.event_id,
@@ -490,6 +508,17 @@ END $$;
 --
 
 CREATE FUNCTION public.analytics_figures(p_client uuid, p_firsts date[], p_to date) RETURNS json
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT analytics_figures(p_client, (SELECT c.time_zone FROM clients c WHERE c.id = p_client), p_firsts, p_to)
+$$;
+
+
+--
+-- Name: analytics_figures(uuid, text, date[], date); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_figures(p_client uuid, p_zone text, p_firsts date[], p_to date) RETURNS json
     LANGUAGE plpgsql STABLE
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
@@ -497,7 +526,7 @@ BEGIN
     RETURN (
     -- Today (and yesterday until the nightly job) from raw events, once.
     WITH live AS MATERIALIZED (
-        SELECT * FROM analytics_client_live_days(p_client, p_firsts[1], p_to)
+        SELECT * FROM analytics_client_live_days(p_client, p_zone, p_firsts[1], p_to)
     ),
     -- The summed columns, from the covering index widget_daily_stats_totals.
     days AS (
@@ -596,21 +625,36 @@ $$;
 
 
 --
--- Name: analytics_month_sketches_add(); Type: FUNCTION; Schema: public; Owner: -
+-- Name: analytics_period_end(text, date); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.analytics_month_sketches_add() RETURNS trigger
+CREATE FUNCTION public.analytics_period_end(p_period text, p_day date) RETURNS date
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT CASE p_period
+               WHEN 'month' THEN (date_trunc('month', p_day::timestamp) + interval '1 month')::date - 1
+               WHEN 'week' THEN least(date_trunc('week', p_day::timestamp)::date + 6,
+                                      (date_trunc('month', p_day::timestamp) + interval '1 month')::date - 1)
+           END
+$$;
+
+
+--
+-- Name: analytics_period_sketches_add(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_period_sketches_add() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    INSERT INTO widget_month_sketches AS m
-    SELECT a.client_id, date_trunc('month', a.day)::date,
+    INSERT INTO widget_period_sketches AS m
+    SELECT a.client_id, p.period, analytics_period_start(p.period, a.day),
            hll_union_agg(a.visitors_sketch), hll_union_agg(a.bot_visitors_sketch),
            coalesce(sum(a.unique_visitors) FILTER (WHERE a.visitors_sketch IS NULL), 0),
            coalesce(sum(a.bot_visitors) FILTER (WHERE a.bot_visitors_sketch IS NULL), 0)
-      FROM added a
-     GROUP BY 1, 2
-    ON CONFLICT (client_id, month) DO UPDATE
+      FROM added a CROSS JOIN (VALUES ('month'), ('week')) p (period)
+     GROUP BY 1, 2, 3
+    ON CONFLICT (client_id, period, first_day) DO UPDATE
        SET visitors_sketch = analytics_hll_union(m.visitors_sketch, excluded.visitors_sketch),
            bot_visitors_sketch = analytics_hll_union(m.bot_visitors_sketch, excluded.bot_visitors_sketch),
            unsketched_visitors = m.unsketched_visitors + excluded.unsketched_visitors,
@@ -620,28 +664,30 @@ END $$;
 
 
 --
--- Name: analytics_month_sketches_redo(); Type: FUNCTION; Schema: public; Owner: -
+-- Name: analytics_period_sketches_redo(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.analytics_month_sketches_redo() RETURNS trigger
+CREATE FUNCTION public.analytics_period_sketches_redo() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    CREATE TEMP TABLE analytics_touched_months ON COMMIT DROP AS
-    SELECT DISTINCT r.client_id, date_trunc('month', r.day)::date AS month FROM removed r;
+    CREATE TEMP TABLE analytics_touched_periods ON COMMIT DROP AS
+    SELECT DISTINCT r.client_id, p.period, analytics_period_start(p.period, r.day) AS first_day
+      FROM removed r CROSS JOIN (VALUES ('month'), ('week')) p (period);
     IF TG_OP = 'UPDATE' THEN
-        INSERT INTO analytics_touched_months
-        SELECT DISTINCT a.client_id, date_trunc('month', a.day)::date FROM added a
-        EXCEPT SELECT * FROM analytics_touched_months;
+        INSERT INTO analytics_touched_periods
+        SELECT DISTINCT a.client_id, p.period, analytics_period_start(p.period, a.day)
+          FROM added a CROSS JOIN (VALUES ('month'), ('week')) p (period)
+        EXCEPT SELECT * FROM analytics_touched_periods;
     END IF;
-    DELETE FROM widget_month_sketches m
-     USING analytics_touched_months t
-     WHERE m.client_id = t.client_id AND m.month = t.month;
-    -- Month by month through the (client_id, day) key: a join would hash
+    DELETE FROM widget_period_sketches m
+     USING analytics_touched_periods t
+     WHERE m.client_id = t.client_id AND m.period = t.period AND m.first_day = t.first_day;
+    -- Period by period through the (client_id, day) key: a join would hash
     -- the whole table.
-    INSERT INTO widget_month_sketches
-    SELECT t.client_id, t.month, d.visitors, d.bots, d.unsketched, d.unsketched_bots
-      FROM analytics_touched_months t
+    INSERT INTO widget_period_sketches
+    SELECT t.client_id, t.period, t.first_day, d.visitors, d.bots, d.unsketched, d.unsketched_bots
+      FROM analytics_touched_periods t
      CROSS JOIN LATERAL (
            SELECT count(*) AS days,
                   hll_union_agg(s.visitors_sketch) AS visitors, hll_union_agg(s.bot_visitors_sketch) AS bots,
@@ -649,24 +695,38 @@ BEGIN
                   coalesce(sum(s.bot_visitors) FILTER (WHERE s.bot_visitors_sketch IS NULL), 0) AS unsketched_bots
              FROM widget_daily_stats s
             WHERE s.client_id = t.client_id
-              AND s.day >= t.month AND s.day < (t.month + interval '1 month')::date) d
+              AND s.day >= t.first_day AND s.day <= analytics_period_end(t.period, t.first_day)) d
      WHERE d.days > 0;
-    DROP TABLE analytics_touched_months;
+    DROP TABLE analytics_touched_periods;
     RETURN NULL;
 END $$;
 
 
 --
--- Name: analytics_month_sketches_truncate(); Type: FUNCTION; Schema: public; Owner: -
+-- Name: analytics_period_sketches_truncate(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.analytics_month_sketches_truncate() RETURNS trigger
+CREATE FUNCTION public.analytics_period_sketches_truncate() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    TRUNCATE widget_month_sketches;
+    TRUNCATE widget_period_sketches;
     RETURN NULL;
 END $$;
+
+
+--
+-- Name: analytics_period_start(text, date); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_period_start(p_period text, p_day date) RETURNS date
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT CASE p_period
+               WHEN 'month' THEN date_trunc('month', p_day::timestamp)::date
+               WHEN 'week' THEN greatest(date_trunc('week', p_day::timestamp), date_trunc('month', p_day::timestamp))::date
+           END
+$$;
 
 
 --
@@ -676,30 +736,50 @@ END $$;
 CREATE FUNCTION public.analytics_range_sketches(p_client uuid, p_from date, p_to date) RETURNS TABLE(visitors_sketch public.hll, bot_visitors_sketch public.hll, unsketched_visitors bigint, unsketched_bot_visitors bigint)
     LANGUAGE sql STABLE
     AS $$
-    -- From the first month that starts in the range to the last that ends in it.
+    -- Whole months: from the first month that starts in the range (m1) to
+    -- the last that ends in it (before me). Whole week parts: from the first
+    -- part that starts in the range (w1) to the last that ends in it (before
+    -- we). The part holding p_from - 1 ends the day before w1.
     SELECT m.visitors_sketch, m.bot_visitors_sketch, m.unsketched_visitors, m.unsketched_bot_visitors
-      FROM widget_month_sketches m
-     WHERE m.client_id = p_client
-       AND m.month >= (date_trunc('month', p_from - 1) + interval '1 month')::date
-       AND m.month < date_trunc('month', p_to + 1)::date
+      FROM widget_period_sketches m
+     WHERE m.client_id = p_client AND m.period = 'month'
+       AND m.first_day >= analytics_period_end('month', p_from - 1) + 1
+       AND m.first_day < analytics_period_start('month', p_to + 1)
     UNION ALL
-    -- The days before the first whole month (all of them if there is none),
-    -- then those after the last: two index ranges, no day read twice.
+    -- The week parts before m1 (all of them if there is no whole month),
+    -- then those from me on.
+    SELECT w.visitors_sketch, w.bot_visitors_sketch, w.unsketched_visitors, w.unsketched_bot_visitors
+      FROM widget_period_sketches w
+     WHERE w.client_id = p_client AND w.period = 'week'
+       AND w.first_day >= analytics_period_end('week', p_from - 1) + 1
+       AND w.first_day < least(analytics_period_end('month', p_from - 1) + 1,
+                               analytics_period_start('week', p_to + 1))
+    UNION ALL
+    SELECT w.visitors_sketch, w.bot_visitors_sketch, w.unsketched_visitors, w.unsketched_bot_visitors
+      FROM widget_period_sketches w
+     WHERE w.client_id = p_client AND w.period = 'week'
+       AND w.first_day >= greatest(analytics_period_start('month', p_to + 1),
+                                   least(analytics_period_end('month', p_from - 1) + 1,
+                                         analytics_period_start('week', p_to + 1)))
+       AND w.first_day < analytics_period_start('week', p_to + 1)
+    UNION ALL
+    -- The days before w1 (all of them if there is no whole part), then those
+    -- from we on.
     SELECT s.visitors_sketch, s.bot_visitors_sketch,
            CASE WHEN s.visitors_sketch IS NULL THEN s.unique_visitors ELSE 0 END,
            CASE WHEN s.bot_visitors_sketch IS NULL THEN s.bot_visitors ELSE 0 END
       FROM widget_daily_stats s
      WHERE s.client_id = p_client
        AND s.day >= p_from
-       AND s.day < least(p_to + 1, (date_trunc('month', p_from - 1) + interval '1 month')::date)
+       AND s.day < least(p_to + 1, analytics_period_end('week', p_from - 1) + 1)
     UNION ALL
     SELECT s.visitors_sketch, s.bot_visitors_sketch,
            CASE WHEN s.visitors_sketch IS NULL THEN s.unique_visitors ELSE 0 END,
            CASE WHEN s.bot_visitors_sketch IS NULL THEN s.bot_visitors ELSE 0 END
       FROM widget_daily_stats s
      WHERE s.client_id = p_client
-       AND s.day >= greatest(date_trunc('month', p_to + 1)::date,
-                             (date_trunc('month', p_from - 1) + interval '1 month')::date)
+       AND s.day >= greatest(analytics_period_start('week', p_to + 1),
+                             analytics_period_end('week', p_from - 1) + 1)
        AND s.day <= p_to
 $$;
 
@@ -2478,17 +2558,19 @@ CREATE TABLE public.user_agents (
 
 
 --
--- Name: widget_month_sketches; Type: TABLE; Schema: public; Owner: -
+-- Name: widget_period_sketches; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.widget_month_sketches (
+CREATE TABLE public.widget_period_sketches (
     client_id uuid NOT NULL,
-    month date NOT NULL,
+    period text NOT NULL,
+    first_day date NOT NULL,
     visitors_sketch public.hll,
     bot_visitors_sketch public.hll,
     unsketched_visitors bigint NOT NULL,
     unsketched_bot_visitors bigint NOT NULL,
-    CONSTRAINT widget_month_sketches_month_check CHECK ((month = (date_trunc('month'::text, (month)::timestamp with time zone))::date))
+    CONSTRAINT widget_period_sketches_check CHECK ((first_day = public.analytics_period_start(period, first_day))),
+    CONSTRAINT widget_period_sketches_period_check CHECK ((period = ANY (ARRAY['month'::text, 'week'::text])))
 );
 
 
@@ -2767,11 +2849,11 @@ ALTER TABLE ONLY public.widget_daily_stats
 
 
 --
--- Name: widget_month_sketches widget_month_sketches_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: widget_period_sketches widget_period_sketches_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.widget_month_sketches
-    ADD CONSTRAINT widget_month_sketches_pkey PRIMARY KEY (client_id, month);
+ALTER TABLE ONLY public.widget_period_sketches
+    ADD CONSTRAINT widget_period_sketches_pkey PRIMARY KEY (client_id, period, first_day);
 
 
 --
@@ -3126,31 +3208,31 @@ CREATE TRIGGER privacy_requests_append_only BEFORE DELETE OR UPDATE ON public.pr
 
 
 --
--- Name: widget_daily_stats widget_month_sketches_delete; Type: TRIGGER; Schema: public; Owner: -
+-- Name: widget_daily_stats widget_period_sketches_delete; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER widget_month_sketches_delete AFTER DELETE ON public.widget_daily_stats REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_month_sketches_redo();
-
-
---
--- Name: widget_daily_stats widget_month_sketches_insert; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER widget_month_sketches_insert AFTER INSERT ON public.widget_daily_stats REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_month_sketches_add();
+CREATE TRIGGER widget_period_sketches_delete AFTER DELETE ON public.widget_daily_stats REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_sketches_redo();
 
 
 --
--- Name: widget_daily_stats widget_month_sketches_truncate; Type: TRIGGER; Schema: public; Owner: -
+-- Name: widget_daily_stats widget_period_sketches_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER widget_month_sketches_truncate AFTER TRUNCATE ON public.widget_daily_stats FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_month_sketches_truncate();
+CREATE TRIGGER widget_period_sketches_insert AFTER INSERT ON public.widget_daily_stats REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_sketches_add();
 
 
 --
--- Name: widget_daily_stats widget_month_sketches_update; Type: TRIGGER; Schema: public; Owner: -
+-- Name: widget_daily_stats widget_period_sketches_truncate; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER widget_month_sketches_update AFTER UPDATE ON public.widget_daily_stats REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_month_sketches_redo();
+CREATE TRIGGER widget_period_sketches_truncate AFTER TRUNCATE ON public.widget_daily_stats FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_sketches_truncate();
+
+
+--
+-- Name: widget_daily_stats widget_period_sketches_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER widget_period_sketches_update AFTER UPDATE ON public.widget_daily_stats REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_sketches_redo();
 
 
 --
@@ -3266,11 +3348,11 @@ ALTER TABLE ONLY public.widget_daily_stats
 
 
 --
--- Name: widget_month_sketches widget_month_sketches_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+-- Name: widget_period_sketches widget_period_sketches_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.widget_month_sketches
-    ADD CONSTRAINT widget_month_sketches_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id);
+ALTER TABLE ONLY public.widget_period_sketches
+    ADD CONSTRAINT widget_period_sketches_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id);
 
 
 --

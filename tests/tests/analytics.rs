@@ -1997,19 +1997,21 @@ async fn range_visitors_are_within_the_sketch_error_of_the_exact_count() {
     assert_eq!(read().await["unique_visitors"], without + alone);
 }
 
-/// Months whose `widget_month_sketches` row differs from the union of its
-/// client's day rows (migrations/V25), by cardinality: none, whatever wrote
-/// the days.
-async fn months_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
+/// Months and week parts whose `widget_period_sketches` row differs from
+/// the union of its client's day rows (migrations/V25, V30), by
+/// cardinality: none, whatever wrote the days.
+async fn periods_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
     c.query(
-        "SELECT coalesce(m.client_id, d.client_id)::text || ' ' || coalesce(m.month, d.month)::text
-           FROM widget_month_sketches m
-           FULL JOIN (SELECT client_id, date_trunc('month', day)::date AS month,
+        "SELECT concat_ws(' ', coalesce(m.client_id, d.client_id), coalesce(m.period, d.period),
+                          coalesce(m.first_day, d.first_day))
+           FROM widget_period_sketches m
+           FULL JOIN (SELECT client_id, p.period, analytics_period_start(p.period, day) AS first_day,
                              hll_cardinality(hll_union_agg(visitors_sketch)) AS v,
                              hll_cardinality(hll_union_agg(bot_visitors_sketch)) AS b,
                              coalesce(sum(unique_visitors) FILTER (WHERE visitors_sketch IS NULL), 0)::int8 AS u
-                        FROM widget_daily_stats GROUP BY 1, 2) d
-             ON d.client_id = m.client_id AND d.month = m.month
+                        FROM widget_daily_stats CROSS JOIN (VALUES ('month'), ('week')) p (period)
+                       GROUP BY 1, 2, 3) d
+             ON d.client_id = m.client_id AND d.period = m.period AND d.first_day = m.first_day
           WHERE m.client_id IS NULL OR d.client_id IS NULL
              OR hll_cardinality(m.visitors_sketch) IS DISTINCT FROM d.v
              OR hll_cardinality(m.bot_visitors_sketch) IS DISTINCT FROM d.b
@@ -2024,7 +2026,8 @@ async fn months_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn whole_months_are_read_as_one_sketch_that_follows_every_change_to_their_days() {
+async fn whole_months_and_week_parts_are_read_as_one_sketch_that_follows_every_change_to_their_days(
+) {
     let db = TestDb::new().await;
     let c = db.client().await;
     let app = serve_admin_app(&db, &[]).await;
@@ -2057,7 +2060,7 @@ async fn whole_months_are_read_as_one_sketch_that_follows_every_change_to_their_
         }
     };
     backfill(first, last).await;
-    assert_eq!(months_out_of_step(&c).await, Vec::<String>::new());
+    assert_eq!(periods_out_of_step(&c).await, Vec::<String>::new());
     let whole: Vec<NaiveDate> = first
         .iter_days()
         .take_while(|d| *d <= last)
@@ -2090,25 +2093,41 @@ async fn whole_months_are_read_as_one_sketch_that_follows_every_change_to_their_
         totals["bot_visitors"],
         range_visitors(&raw, a, first, last, true)
     );
-    // Month buckets, whole or cut to the range, count each visitor once.
-    let (s, body) = app
-        .get(&format!(
-            "/admin/analytics/{a}/trends?from={first}&to={last}&interval=month"
-        ))
-        .admin()
-        .send()
-        .await;
-    assert_eq!(s, 200, "{body}");
-    for b in body["days"].as_array().unwrap() {
-        let (start, end): (NaiveDate, NaiveDate) = (
-            b["date"].as_str().unwrap().parse().unwrap(),
-            b["to"].as_str().unwrap().parse().unwrap(),
-        );
-        assert_eq!(
-            b["unique_visitors"],
-            range_visitors(&raw, a, start, end, false),
-            "{start}..{end}"
-        );
+    // Month and week buckets, whole or cut to the range, count each visitor
+    // once.
+    for interval in ["month", "week"] {
+        let (s, body) = app
+            .get(&format!(
+                "/admin/analytics/{a}/trends?from={first}&to={last}&interval={interval}"
+            ))
+            .admin()
+            .send()
+            .await;
+        assert_eq!(s, 200, "{body}");
+        for b in body["days"].as_array().unwrap() {
+            let (start, end): (NaiveDate, NaiveDate) = (
+                b["date"].as_str().unwrap().parse().unwrap(),
+                b["to"].as_str().unwrap().parse().unwrap(),
+            );
+            assert_eq!(
+                b["unique_visitors"],
+                range_visitors(&raw, a, start, end, false),
+                "{interval} {start}..{end}"
+            );
+        }
+    }
+    // Ranges starting and ending on every weekday and either side of a
+    // month's end: each is covered by months, week parts and days exactly
+    // once (the sketches are exact at this size).
+    for (i, from) in first.iter_days().take(45).step_by(4).enumerate() {
+        for len in [0, 1, 5, 6, 7, 13, 20 + i as i64, 33, 40 + 3 * i as i64] {
+            let to = (from + Duration::days(len)).min(last);
+            assert_eq!(
+                summary(from, to).await["unique_visitors"],
+                range_visitors(&raw, a, from, to, false),
+                "{from}..{to}"
+            );
+        }
     }
 
     // The range reads a whole month as its month row: emptied, the month's
@@ -2116,15 +2135,43 @@ async fn whole_months_are_read_as_one_sketch_that_follows_every_change_to_their_
     let month = whole[0];
     let month_end = month.checked_add_months(chrono::Months::new(1)).unwrap() - Duration::days(1);
     c.execute(
-        "UPDATE widget_month_sketches SET visitors_sketch = hll_empty(13) WHERE client_id = $1 AND month = $2",
+        "UPDATE widget_period_sketches SET visitors_sketch = hll_empty(13)
+          WHERE client_id = $1 AND period = 'month' AND first_day = $2",
         &[&a, &month],
     )
     .await
     .unwrap();
     assert_eq!(summary(month, month_end).await["unique_visitors"], 0);
-    // Rolling one of its days up again rebuilds it from its days.
+    // And a whole week part at a range's edge as its row: the part from the
+    // month's first Monday, read by a range that starts the day before.
+    let monday = month
+        .iter_days()
+        .find(|d| d.weekday() == chrono::Weekday::Mon && *d > month)
+        .unwrap();
+    c.execute(
+        "UPDATE widget_period_sketches SET visitors_sketch = hll_empty(13)
+          WHERE client_id = $1 AND period = 'week' AND first_day = $2",
+        &[&a, &monday],
+    )
+    .await
+    .unwrap();
+    let day_before: i64 = c
+        .query_one(
+            "SELECT hll_cardinality(visitors_sketch)::int8 FROM widget_daily_stats
+              WHERE client_id = $1 AND day = $2",
+            &[&a, &(monday - Duration::days(1))],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        summary(monday - Duration::days(1), monday + Duration::days(6)).await["unique_visitors"],
+        day_before
+    );
+    // Rolling one of their days up again rebuilds them from their days.
     backfill(month + Duration::days(3), month + Duration::days(3)).await;
-    assert_eq!(months_out_of_step(&c).await, Vec::<String>::new());
+    backfill(monday, monday).await;
+    assert_eq!(periods_out_of_step(&c).await, Vec::<String>::new());
     assert_eq!(
         summary(month, month_end).await["unique_visitors"],
         range_visitors(&raw, a, month, month_end, false)
@@ -2148,7 +2195,7 @@ async fn whole_months_are_read_as_one_sketch_that_follows_every_change_to_their_
         totals["unique_visitors"],
         range_visitors(&raw, a, first, last, false)
     );
-    assert_eq!(months_out_of_step(&c).await, Vec::<String>::new());
+    assert_eq!(periods_out_of_step(&c).await, Vec::<String>::new());
 
     // Stats retention deletes the oldest days in batches: their months are
     // rebuilt from the days left, and ranges over them count only those.
@@ -2166,7 +2213,7 @@ async fn whole_months_are_read_as_one_sketch_that_follows_every_change_to_their_
         deleted += n;
     }
     assert_eq!(deleted, 40);
-    assert_eq!(months_out_of_step(&c).await, Vec::<String>::new());
+    assert_eq!(periods_out_of_step(&c).await, Vec::<String>::new());
     let totals = summary(first, last).await;
     assert_eq!(
         totals["unique_visitors"],
@@ -2177,13 +2224,118 @@ async fn whole_months_are_read_as_one_sketch_that_follows_every_change_to_their_
         range_visitors(&raw, a, kept, last, true)
     );
 
-    // A TRUNCATE fires no delete trigger: it empties the months itself.
+    // A TRUNCATE fires no delete trigger: it empties the periods itself.
     c.execute("TRUNCATE widget_daily_stats", &[]).await.unwrap();
-    assert_eq!(months_out_of_step(&c).await, Vec::<String>::new());
+    assert_eq!(periods_out_of_step(&c).await, Vec::<String>::new());
     let months: i64 = c
-        .query_one("SELECT count(*) FROM widget_month_sketches", &[])
+        .query_one("SELECT count(*) FROM widget_period_sketches", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(months, 0);
+}
+
+/// Rows of `clients` read since the table was put behind `count_client_reads`.
+async fn client_reads(c: &tokio_postgres::Client) -> i64 {
+    c.query_one(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM client_reads",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test]
+async fn each_read_reads_the_clients_row_once_even_with_live_days() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let app = serve_admin_app(&db, &[]).await;
+    let t = today();
+    let tokyo = add_client_in(&db, "tokyo", "Asia/Tokyo").await;
+    generate(&c, tokyo, 400, t, "z").await;
+    nightly(&app, Utc::now()).await;
+    // Live days: the last hour's events are today's (or, just after Tokyo's
+    // midnight, a yesterday the nightly job has not rolled up).
+    let now = Utc::now();
+    for (i, name) in ["widget_impression", "widget_open", "chat_started"]
+        .iter()
+        .enumerate()
+    {
+        let person = format!("live-{i}");
+        plain_event(
+            &c,
+            tokyo,
+            &person,
+            Some(&person),
+            name,
+            now - Duration::minutes(5),
+        )
+        .await;
+    }
+    let from_365 = (t - Duration::days(364)).to_string();
+    let paths = [
+        "summary".to_string(),
+        format!("summary?from={from_365}"),
+        "trends".to_string(),
+        format!("trends?from={from_365}&interval=month"),
+        "events".to_string(),
+        "traffic-sources".to_string(),
+        format!("devices?from={from_365}"),
+    ];
+    let mut before = Vec::new();
+    for p in &paths {
+        let (status, body) = app
+            .get(&format!("/admin/analytics/{tokyo}/{p}"))
+            .admin()
+            .send()
+            .await;
+        assert_eq!(status, 200, "{p}: {body}");
+        before.push(body);
+    }
+    assert!(
+        before[0]["totals"]["events"].as_i64().unwrap() >= 3,
+        "the summary counts the live events: {}",
+        before[0]
+    );
+
+    // The previous release's three-argument functions, kept for rollouts,
+    // answer as the new ones do.
+    let same: bool = c
+        .query_one(
+            "SELECT analytics_figures($1, ARRAY[current_date - 29], current_date)::text
+                  = analytics_figures($1, 'Asia/Tokyo', ARRAY[current_date - 29], current_date)::text
+                AND (SELECT count(*) FROM analytics_client_live_days($1, current_date - 7, current_date))
+                  = (SELECT count(*) FROM analytics_client_live_days($1, 'Asia/Tokyo', current_date - 7, current_date))",
+            &[&tokyo],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(same, "the three-argument functions answer as the new ones");
+
+    // Every row of `clients` a statement reads now passes through a counter.
+    db.exec(
+        "CREATE SEQUENCE client_reads;
+         CREATE FUNCTION count_client_reads() RETURNS boolean LANGUAGE sql VOLATILE
+             AS $$ SELECT nextval('client_reads') > 0 $$;
+         ALTER TABLE clients RENAME TO clients_counted;
+         CREATE VIEW clients AS SELECT * FROM clients_counted WHERE count_client_reads();",
+    )
+    .await;
+    for (p, expected) in paths.iter().zip(&before) {
+        let reads = client_reads(&c).await;
+        let (status, body) = app
+            .get(&format!("/admin/analytics/{tokyo}/{p}"))
+            .admin()
+            .send()
+            .await;
+        assert_eq!(status, 200, "{p}: {body}");
+        assert_eq!(&body, expected, "{p} answers as before");
+        assert_eq!(
+            client_reads(&c).await - reads,
+            1,
+            "{p} reads the client's row once"
+        );
+    }
 }

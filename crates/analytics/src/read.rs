@@ -2,11 +2,13 @@
 //! endpoint. Each request reads the client's reporting time zone (404 for an
 //! unknown client), validates its parameters against it, then answers with
 //! one statement. Past days come from `widget_daily_stats` (visitors from
-//! its sketches and `widget_month_sketches`), the client's today (and
+//! its sketches and `widget_period_sketches`), the client's today (and
 //! yesterday until the nightly rollup has written it) from raw events with
 //! the rollup's own SQL (`analytics_client_live_days`, once per request), so
 //! they count alike. The summary's and trends' figures are one function,
-//! `analytics_figures` (migrations/V26), whose plan each connection keeps.
+//! `analytics_figures` (migrations/V26, V29), whose plan each connection
+//! keeps. The zone read first is passed on, so the client's row is read
+//! once per request.
 //! Every value reaches SQL as a bound parameter.
 
 use std::str::FromStr;
@@ -115,18 +117,20 @@ fn read(req: &Request) -> Result<Response, ApiError> {
         })?),
     };
     let body = match endpoint {
-        Endpoint::Summary => summary(&db, &client_id, &q),
-        Endpoint::Trends => trends(&db, &client_id, &q),
-        Endpoint::Events => top(&db, &client_id, &q, &[("events", "event_counts")]),
+        Endpoint::Summary => summary(&db, &client_id, &zone, &q),
+        Endpoint::Trends => trends(&db, &client_id, &zone, &q),
+        Endpoint::Events => top(&db, &client_id, &zone, &q, &[("events", "event_counts")]),
         Endpoint::TrafficSources => top(
             &db,
             &client_id,
+            &zone,
             &q,
             &[("referrers", "referrers"), ("utm_sources", "utm_sources")],
         ),
         Endpoint::Devices => top(
             &db,
             &client_id,
+            &zone,
             &q,
             &[
                 ("devices", "devices"),
@@ -164,30 +168,33 @@ fn change_pct(current: &Value, previous: &Value) -> Value {
     Value::Object(out)
 }
 
-/// `analytics_figures` (migrations/V26) of the client's days in buckets
+/// `analytics_figures` (migrations/V29) of the client's days in buckets
 /// starting on `firsts` (ascending), the last ending on `to`: one JSON object
-/// per bucket, with `date` (its first day) and `to` (its last).
+/// per bucket, with `date` (its first day) and `to` (its last). `zone` is
+/// the client's reporting time zone, read once per request.
 fn figures(
     conn: &Db,
     client_id: &str,
+    zone: &str,
     firsts: &[NaiveDate],
     to: NaiveDate,
 ) -> Result<Vec<Value>, db::DbError> {
     let firsts: Vec<String> = firsts.iter().map(|d| d.to_string()).collect();
     conn.value(
-        "SELECT analytics_figures($1::text::uuid, $2::text::date[], $3::text::date) AS buckets",
+        "SELECT analytics_figures($1::text::uuid, $2::text, $3::text::date[], $4::text::date) AS buckets",
         &[
             text(client_id),
+            text(zone),
             text(format!("{{{}}}", firsts.join(","))),
             text(to),
         ],
     )
 }
 
-fn summary(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
+fn summary(conn: &Db, client_id: &str, zone: &str, q: &Query) -> Result<Value, db::DbError> {
     let (pf, pt) = q.previous();
     // The range before and the range are consecutive buckets.
-    let buckets = figures(conn, client_id, &[pf, q.from], q.to)?;
+    let buckets = figures(conn, client_id, zone, &[pf, q.from], q.to)?;
     let [mut previous, mut current]: [Value; 2] = buckets.try_into().map_err(|b: Vec<Value>| {
         db::DbError::failed(format!(
             "analytics_figures returned {} buckets for 2",
@@ -211,8 +218,8 @@ fn summary(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> 
 
 /// The range in buckets of `q.interval` (days, ISO weeks, months), each cut
 /// to the range: `date` its first day, `to` its last.
-fn trends(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
-    let days = figures(conn, client_id, &q.bucket_starts(), q.to)?;
+fn trends(conn: &Db, client_id: &str, zone: &str, q: &Query) -> Result<Value, db::DbError> {
+    let days = figures(conn, client_id, zone, &q.bucket_starts(), q.to)?;
     Ok(json!({
         "client_id": client_id,
         "range": range_json(q),
@@ -227,6 +234,7 @@ fn trends(conn: &Db, client_id: &str, q: &Query) -> Result<Value, db::DbError> {
 fn top(
     conn: &Db,
     client_id: &str,
+    zone: &str,
     q: &Query,
     lists: &[(&str, &str)],
 ) -> Result<Value, db::DbError> {
@@ -247,7 +255,7 @@ fn top(
         .collect();
     let sql = format!(
         "WITH live AS MATERIALIZED (
-             SELECT * FROM analytics_client_live_days($1::text::uuid, $2::text::date, $3::text::date)),
+             SELECT * FROM analytics_client_live_days($1::text::uuid, $5::text, $2::text::date, $3::text::date)),
          days AS MATERIALIZED (
              SELECT s.sessions, {columns} FROM widget_daily_stats s
               WHERE s.client_id = $1::text::uuid AND s.day BETWEEN $2::text::date AND $3::text::date
@@ -270,6 +278,7 @@ fn top(
         text(q.from),
         text(q.to),
         ParameterValue::Int32(q.limit as i32),
+        text(zone),
     ];
     let lists: Value = conn.value(&sql, &params)?;
     let mut out = json!({ "client_id": client_id, "range": range_json(q), "limit": q.limit });
