@@ -2132,15 +2132,21 @@ async fn whole_months_and_week_parts_are_read_as_one_sketch_that_follows_every_c
 
     // The range reads a whole month as its month row: emptied, the month's
     // own visitors drop out of the range (the edges still hold some).
+    let empty_period = |period: &'static str, first_day: NaiveDate| {
+        let c = &c;
+        async move {
+            c.execute(
+                "UPDATE widget_period_sketches SET visitors_sketch = hll_empty(13)
+                  WHERE client_id = $1 AND period = $2 AND first_day = $3",
+                &[&a, &period, &first_day],
+            )
+            .await
+            .unwrap();
+        }
+    };
     let month = whole[0];
     let month_end = month.checked_add_months(chrono::Months::new(1)).unwrap() - Duration::days(1);
-    c.execute(
-        "UPDATE widget_period_sketches SET visitors_sketch = hll_empty(13)
-          WHERE client_id = $1 AND period = 'month' AND first_day = $2",
-        &[&a, &month],
-    )
-    .await
-    .unwrap();
+    empty_period("month", month).await;
     assert_eq!(summary(month, month_end).await["unique_visitors"], 0);
     // And a whole week part at a range's edge as its row: the part from the
     // month's first Monday, read by a range that starts the day before.
@@ -2148,13 +2154,7 @@ async fn whole_months_and_week_parts_are_read_as_one_sketch_that_follows_every_c
         .iter_days()
         .find(|d| d.weekday() == chrono::Weekday::Mon && *d > month)
         .unwrap();
-    c.execute(
-        "UPDATE widget_period_sketches SET visitors_sketch = hll_empty(13)
-          WHERE client_id = $1 AND period = 'week' AND first_day = $2",
-        &[&a, &monday],
-    )
-    .await
-    .unwrap();
+    empty_period("week", monday).await;
     let day_before: i64 = c
         .query_one(
             "SELECT hll_cardinality(visitors_sketch)::int8 FROM widget_daily_stats
