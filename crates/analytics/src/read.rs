@@ -47,6 +47,13 @@ struct Zone {
     time_zone: String,
 }
 
+/// The client a request reads, from its one read of `clients`: the SQL is
+/// given its zone rather than reading the row again.
+struct Client {
+    id: String,
+    zone: String,
+}
+
 /// Serves `GET /admin/analytics/{client_id}/<endpoint>`.
 pub fn serve(req: &Request) -> Response {
     if *req.method() != Method::Get {
@@ -116,21 +123,23 @@ fn read(req: &Request) -> Result<Response, ApiError> {
             )
         })?),
     };
+    let client = Client {
+        id: client_id,
+        zone,
+    };
     let body = match endpoint {
-        Endpoint::Summary => summary(&db, &client_id, &zone, &q),
-        Endpoint::Trends => trends(&db, &client_id, &zone, &q),
-        Endpoint::Events => top(&db, &client_id, &zone, &q, &[("events", "event_counts")]),
+        Endpoint::Summary => summary(&db, &client, &q),
+        Endpoint::Trends => trends(&db, &client, &q),
+        Endpoint::Events => top(&db, &client, &q, &[("events", "event_counts")]),
         Endpoint::TrafficSources => top(
             &db,
-            &client_id,
-            &zone,
+            &client,
             &q,
             &[("referrers", "referrers"), ("utm_sources", "utm_sources")],
         ),
         Endpoint::Devices => top(
             &db,
-            &client_id,
-            &zone,
+            &client,
             &q,
             &[
                 ("devices", "devices"),
@@ -138,8 +147,8 @@ fn read(req: &Request) -> Result<Response, ApiError> {
                 ("os", "os"),
             ],
         ),
-        Endpoint::Active => active(&db, &client_id, &q, now),
-        Endpoint::Sessions => sessions(&db, &client_id, &q, position, &secret),
+        Endpoint::Active => active(&db, &client.id, &q, now),
+        Endpoint::Sessions => sessions(&db, &client.id, &q, position, &secret),
     }?;
     Ok(respond::json(200, &body))
 }
@@ -170,12 +179,10 @@ fn change_pct(current: &Value, previous: &Value) -> Value {
 
 /// `analytics_figures` (migrations/V29) of the client's days in buckets
 /// starting on `firsts` (ascending), the last ending on `to`: one JSON object
-/// per bucket, with `date` (its first day) and `to` (its last). `zone` is
-/// the client's reporting time zone, read once per request.
+/// per bucket, with `date` (its first day) and `to` (its last).
 fn figures(
     conn: &Db,
-    client_id: &str,
-    zone: &str,
+    client: &Client,
     firsts: &[NaiveDate],
     to: NaiveDate,
 ) -> Result<Vec<Value>, db::DbError> {
@@ -183,18 +190,18 @@ fn figures(
     conn.value(
         "SELECT analytics_figures($1::text::uuid, $2::text, $3::text::date[], $4::text::date) AS buckets",
         &[
-            text(client_id),
-            text(zone),
+            text(&client.id),
+            text(&client.zone),
             text(format!("{{{}}}", firsts.join(","))),
             text(to),
         ],
     )
 }
 
-fn summary(conn: &Db, client_id: &str, zone: &str, q: &Query) -> Result<Value, db::DbError> {
+fn summary(conn: &Db, client: &Client, q: &Query) -> Result<Value, db::DbError> {
     let (pf, pt) = q.previous();
     // The range before and the range are consecutive buckets.
-    let buckets = figures(conn, client_id, zone, &[pf, q.from], q.to)?;
+    let buckets = figures(conn, client, &[pf, q.from], q.to)?;
     let [mut previous, mut current]: [Value; 2] = buckets.try_into().map_err(|b: Vec<Value>| {
         db::DbError::failed(format!(
             "analytics_figures returned {} buckets for 2",
@@ -208,7 +215,7 @@ fn summary(conn: &Db, client_id: &str, zone: &str, q: &Query) -> Result<Value, d
         }
     }
     Ok(json!({
-        "client_id": client_id,
+        "client_id": client.id,
         "range": range_json(q),
         "change_pct": change_pct(&current, &previous),
         "totals": current,
@@ -218,10 +225,10 @@ fn summary(conn: &Db, client_id: &str, zone: &str, q: &Query) -> Result<Value, d
 
 /// The range in buckets of `q.interval` (days, ISO weeks, months), each cut
 /// to the range: `date` its first day, `to` its last.
-fn trends(conn: &Db, client_id: &str, zone: &str, q: &Query) -> Result<Value, db::DbError> {
-    let days = figures(conn, client_id, zone, &q.bucket_starts(), q.to)?;
+fn trends(conn: &Db, client: &Client, q: &Query) -> Result<Value, db::DbError> {
+    let days = figures(conn, client, &q.bucket_starts(), q.to)?;
     Ok(json!({
-        "client_id": client_id,
+        "client_id": client.id,
         "range": range_json(q),
         "interval": q.interval.name(),
         "days": days,
@@ -233,8 +240,7 @@ fn trends(conn: &Db, client_id: &str, zone: &str, q: &Query) -> Result<Value, db
 /// range's days are read once for every list.
 fn top(
     conn: &Db,
-    client_id: &str,
-    zone: &str,
+    client: &Client,
     q: &Query,
     lists: &[(&str, &str)],
 ) -> Result<Value, db::DbError> {
@@ -274,14 +280,14 @@ fn top(
         answers = answers.join(", "),
     );
     let params = [
-        text(client_id),
+        text(&client.id),
         text(q.from),
         text(q.to),
         ParameterValue::Int32(q.limit as i32),
-        text(zone),
+        text(&client.zone),
     ];
     let lists: Value = conn.value(&sql, &params)?;
-    let mut out = json!({ "client_id": client_id, "range": range_json(q), "limit": q.limit });
+    let mut out = json!({ "client_id": client.id, "range": range_json(q), "limit": q.limit });
     if let Value::Object(m) = lists {
         for (k, v) in m {
             out[k] = v;
