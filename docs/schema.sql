@@ -528,62 +528,60 @@ BEGIN
     WITH live AS MATERIALIZED (
         SELECT * FROM analytics_client_live_days(p_client, p_zone, p_firsts[1], p_to)
     ),
-    -- The summed columns, from the covering index widget_daily_stats_totals.
-    days AS (
-        SELECT s.day, s.sessions, s.unique_visitors, s.new_visitors, s.events, s.impressions, s.opens,
-               s.chats_started, s.messages, s.forms_submitted, s.converted_sessions,
-               s.total_session_seconds, s.bot_sessions, s.bot_visitors, s.bot_events
-          FROM widget_daily_stats s
-         WHERE s.client_id = p_client AND s.day BETWEEN p_firsts[1] AND p_to
-        UNION ALL
-        SELECT l.day, l.sessions, l.unique_visitors, l.new_visitors, l.events, l.impressions, l.opens,
-               l.chats_started, l.messages, l.forms_submitted, l.converted_sessions,
-               l.total_session_seconds, l.bot_sessions, l.bot_visitors, l.bot_events
-          FROM live l
-    ),
     buckets AS (
         SELECT i, p_firsts[i] AS first_day, coalesce(p_firsts[i + 1] - 1, p_to) AS last_day
           FROM generate_subscripts(p_firsts, 1) i
     ),
-    -- Counts are sums. day_visitors is a one-day bucket's exact count.
-    n AS (
-        SELECT b.i, b.first_day, b.last_day,
-               coalesce(sum(s.sessions), 0)::int8 AS sessions,
-               coalesce(sum(s.unique_visitors), 0)::int8 AS day_visitors,
-               coalesce(sum(s.new_visitors), 0)::int8 AS new_visitors,
-               coalesce(sum(s.events), 0)::int8 AS events,
-               coalesce(sum(s.impressions), 0)::int8 AS impressions,
-               coalesce(sum(s.opens), 0)::int8 AS opens,
-               coalesce(sum(s.chats_started), 0)::int8 AS chats_started,
-               coalesce(sum(s.messages), 0)::int8 AS messages,
-               coalesce(sum(s.forms_submitted), 0)::int8 AS forms_submitted,
-               coalesce(sum(s.converted_sessions), 0)::int8 AS converted_sessions,
-               coalesce(sum(s.total_session_seconds), 0)::float8 AS total_session_seconds,
-               coalesce(sum(s.bot_sessions), 0)::int8 AS bot_sessions,
-               coalesce(sum(s.bot_visitors), 0)::int8 AS day_bot_visitors,
-               coalesce(sum(s.bot_events), 0)::int8 AS bot_events
-          FROM buckets b
-          LEFT JOIN days s ON width_bucket(s.day, p_firsts) = b.i
-         GROUP BY b.i, b.first_day, b.last_day
+    one_day AS (
+        SELECT min(b.first_day) AS lo, max(b.first_day) AS hi FROM buckets b WHERE b.first_day = b.last_day
     ),
-    -- Visitors once per bucket: one day's exact count, or the cardinality of
-    -- the union of the whole months', the other days' and the live days'
-    -- sketches (V24, V25); days without a sketch add their own count.
+    -- Every row a bucket reads, each once. A one-day bucket's rows carry
+    -- its exact visitors as unsketched; a longer bucket's, their sketches.
+    parts AS (
+        SELECT b.i, r.*
+          FROM buckets b, LATERAL analytics_range_rows(p_client, b.first_day, b.last_day) r
+         WHERE b.first_day < b.last_day
+        UNION ALL
+        SELECT d.i, NULL, NULL, d.unique_visitors, d.bot_visitors,
+               d.sessions, d.new_visitors, d.events, d.impressions, d.opens, d.chats_started, d.messages,
+               d.forms_submitted, d.converted_sessions, d.total_session_seconds, d.bot_sessions, d.bot_events
+          FROM (SELECT width_bucket(s.day, p_firsts) AS i, s.*
+                  FROM widget_daily_stats s, one_day o
+                 WHERE s.client_id = p_client AND s.day BETWEEN o.lo AND o.hi) d
+          JOIN buckets b ON b.i = d.i AND b.first_day = b.last_day
+        UNION ALL
+        SELECT b.i,
+               CASE WHEN b.first_day < b.last_day THEN l.visitors_sketch END,
+               CASE WHEN b.first_day < b.last_day THEN l.bot_visitors_sketch END,
+               CASE WHEN b.first_day = b.last_day THEN l.unique_visitors ELSE 0 END,
+               CASE WHEN b.first_day = b.last_day THEN l.bot_visitors ELSE 0 END,
+               l.sessions, l.new_visitors, l.events, l.impressions, l.opens, l.chats_started, l.messages,
+               l.forms_submitted, l.converted_sessions, l.total_session_seconds, l.bot_sessions, l.bot_events
+          FROM live l JOIN buckets b ON b.i = width_bucket(l.day, p_firsts)
+    ),
+    -- Counts are sums; visitors are the cardinality of the union of the
+    -- bucket's sketches plus the exact visitors of its rows without one.
     t AS (
-        SELECT n.*,
-               CASE WHEN n.first_day = n.last_day THEN n.day_visitors ELSE v.visitors END AS unique_visitors,
-               CASE WHEN n.first_day = n.last_day THEN n.day_bot_visitors ELSE v.bot_visitors END AS bot_visitors
-          FROM n,
-               LATERAL (
-                 SELECT round(coalesce(hll_cardinality(hll_union_agg(k.visitors_sketch)), 0))::int8
-                          + coalesce(sum(k.unsketched_visitors), 0)::int8 AS visitors,
-                        round(coalesce(hll_cardinality(hll_union_agg(k.bot_visitors_sketch)), 0))::int8
-                          + coalesce(sum(k.unsketched_bot_visitors), 0)::int8 AS bot_visitors
-                   FROM (SELECT r.* FROM analytics_range_sketches(p_client, n.first_day, n.last_day) r
-                          WHERE n.first_day < n.last_day
-                         UNION ALL
-                         SELECT l.visitors_sketch, l.bot_visitors_sketch, 0, 0 FROM live l
-                          WHERE n.first_day < n.last_day AND l.day BETWEEN n.first_day AND n.last_day) k) v
+        SELECT b.i, b.first_day, b.last_day,
+               coalesce(sum(p.sessions), 0)::int8 AS sessions,
+               (round(coalesce(hll_cardinality(hll_union_agg(p.visitors_sketch)), 0))
+                + coalesce(sum(p.unsketched_visitors), 0))::int8 AS unique_visitors,
+               coalesce(sum(p.new_visitors), 0)::int8 AS new_visitors,
+               coalesce(sum(p.events), 0)::int8 AS events,
+               coalesce(sum(p.impressions), 0)::int8 AS impressions,
+               coalesce(sum(p.opens), 0)::int8 AS opens,
+               coalesce(sum(p.chats_started), 0)::int8 AS chats_started,
+               coalesce(sum(p.messages), 0)::int8 AS messages,
+               coalesce(sum(p.forms_submitted), 0)::int8 AS forms_submitted,
+               coalesce(sum(p.converted_sessions), 0)::int8 AS converted_sessions,
+               coalesce(sum(p.total_session_seconds), 0)::float8 AS total_session_seconds,
+               coalesce(sum(p.bot_sessions), 0)::int8 AS bot_sessions,
+               (round(coalesce(hll_cardinality(hll_union_agg(p.bot_visitors_sketch)), 0))
+                + coalesce(sum(p.unsketched_bot_visitors), 0))::int8 AS bot_visitors,
+               coalesce(sum(p.bot_events), 0)::int8 AS bot_events
+          FROM buckets b
+          LEFT JOIN parts p ON p.i = b.i
+         GROUP BY b.i, b.first_day, b.last_day
     )
     -- json, not jsonb: built as written, 2 ms less for 365 buckets. An
     -- estimate of the union can fall below the exact count of new visitors:
@@ -640,82 +638,6 @@ $$;
 
 
 --
--- Name: analytics_period_sketches_add(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.analytics_period_sketches_add() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    INSERT INTO widget_period_sketches AS m
-    SELECT a.client_id, p.period, analytics_period_start(p.period, a.day),
-           hll_union_agg(a.visitors_sketch), hll_union_agg(a.bot_visitors_sketch),
-           coalesce(sum(a.unique_visitors) FILTER (WHERE a.visitors_sketch IS NULL), 0),
-           coalesce(sum(a.bot_visitors) FILTER (WHERE a.bot_visitors_sketch IS NULL), 0)
-      FROM added a CROSS JOIN (VALUES ('month'), ('week')) p (period)
-     GROUP BY 1, 2, 3
-    ON CONFLICT (client_id, period, first_day) DO UPDATE
-       SET visitors_sketch = analytics_hll_union(m.visitors_sketch, excluded.visitors_sketch),
-           bot_visitors_sketch = analytics_hll_union(m.bot_visitors_sketch, excluded.bot_visitors_sketch),
-           unsketched_visitors = m.unsketched_visitors + excluded.unsketched_visitors,
-           unsketched_bot_visitors = m.unsketched_bot_visitors + excluded.unsketched_bot_visitors;
-    RETURN NULL;
-END $$;
-
-
---
--- Name: analytics_period_sketches_redo(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.analytics_period_sketches_redo() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    CREATE TEMP TABLE analytics_touched_periods ON COMMIT DROP AS
-    SELECT DISTINCT r.client_id, p.period, analytics_period_start(p.period, r.day) AS first_day
-      FROM removed r CROSS JOIN (VALUES ('month'), ('week')) p (period);
-    IF TG_OP = 'UPDATE' THEN
-        INSERT INTO analytics_touched_periods
-        SELECT DISTINCT a.client_id, p.period, analytics_period_start(p.period, a.day)
-          FROM added a CROSS JOIN (VALUES ('month'), ('week')) p (period)
-        EXCEPT SELECT * FROM analytics_touched_periods;
-    END IF;
-    DELETE FROM widget_period_sketches m
-     USING analytics_touched_periods t
-     WHERE m.client_id = t.client_id AND m.period = t.period AND m.first_day = t.first_day;
-    -- Period by period through the (client_id, day) key: a join would hash
-    -- the whole table.
-    INSERT INTO widget_period_sketches
-    SELECT t.client_id, t.period, t.first_day, d.visitors, d.bots, d.unsketched, d.unsketched_bots
-      FROM analytics_touched_periods t
-     CROSS JOIN LATERAL (
-           SELECT count(*) AS days,
-                  hll_union_agg(s.visitors_sketch) AS visitors, hll_union_agg(s.bot_visitors_sketch) AS bots,
-                  coalesce(sum(s.unique_visitors) FILTER (WHERE s.visitors_sketch IS NULL), 0) AS unsketched,
-                  coalesce(sum(s.bot_visitors) FILTER (WHERE s.bot_visitors_sketch IS NULL), 0) AS unsketched_bots
-             FROM widget_daily_stats s
-            WHERE s.client_id = t.client_id
-              AND s.day >= t.first_day AND s.day <= analytics_period_end(t.period, t.first_day)) d
-     WHERE d.days > 0;
-    DROP TABLE analytics_touched_periods;
-    RETURN NULL;
-END $$;
-
-
---
--- Name: analytics_period_sketches_truncate(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.analytics_period_sketches_truncate() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    TRUNCATE widget_period_sketches;
-    RETURN NULL;
-END $$;
-
-
---
 -- Name: analytics_period_start(text, date); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -730,33 +652,144 @@ $$;
 
 
 --
--- Name: analytics_range_sketches(uuid, date, date); Type: FUNCTION; Schema: public; Owner: -
+-- Name: analytics_period_stats_add(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.analytics_range_sketches(p_client uuid, p_from date, p_to date) RETURNS TABLE(visitors_sketch public.hll, bot_visitors_sketch public.hll, unsketched_visitors bigint, unsketched_bot_visitors bigint)
+CREATE FUNCTION public.analytics_period_stats_add() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO widget_period_stats AS m
+    SELECT a.client_id, p.period, analytics_period_start(p.period, a.day),
+           hll_union_agg(a.visitors_sketch), hll_union_agg(a.bot_visitors_sketch),
+           coalesce(sum(a.unique_visitors) FILTER (WHERE a.visitors_sketch IS NULL), 0),
+           coalesce(sum(a.bot_visitors) FILTER (WHERE a.bot_visitors_sketch IS NULL), 0),
+           sum(a.sessions), sum(a.new_visitors), sum(a.events), sum(a.impressions), sum(a.opens),
+           sum(a.chats_started), sum(a.messages), sum(a.forms_submitted), sum(a.converted_sessions),
+           sum(a.total_session_seconds), sum(a.bot_sessions), sum(a.bot_events)
+      FROM added a CROSS JOIN analytics_periods() p (period)
+     GROUP BY 1, 2, 3
+    ON CONFLICT (client_id, period, first_day) DO UPDATE
+       SET visitors_sketch = analytics_hll_union(m.visitors_sketch, excluded.visitors_sketch),
+           bot_visitors_sketch = analytics_hll_union(m.bot_visitors_sketch, excluded.bot_visitors_sketch),
+           unsketched_visitors = m.unsketched_visitors + excluded.unsketched_visitors,
+           unsketched_bot_visitors = m.unsketched_bot_visitors + excluded.unsketched_bot_visitors,
+           sessions = m.sessions + excluded.sessions,
+           new_visitors = m.new_visitors + excluded.new_visitors,
+           events = m.events + excluded.events,
+           impressions = m.impressions + excluded.impressions,
+           opens = m.opens + excluded.opens,
+           chats_started = m.chats_started + excluded.chats_started,
+           messages = m.messages + excluded.messages,
+           forms_submitted = m.forms_submitted + excluded.forms_submitted,
+           converted_sessions = m.converted_sessions + excluded.converted_sessions,
+           total_session_seconds = m.total_session_seconds + excluded.total_session_seconds,
+           bot_sessions = m.bot_sessions + excluded.bot_sessions,
+           bot_events = m.bot_events + excluded.bot_events;
+    RETURN NULL;
+END $$;
+
+
+--
+-- Name: analytics_period_stats_redo(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_period_stats_redo() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    CREATE TEMP TABLE analytics_touched_periods ON COMMIT DROP AS
+    SELECT DISTINCT r.client_id, p.period, analytics_period_start(p.period, r.day) AS first_day
+      FROM removed r CROSS JOIN analytics_periods() p (period);
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO analytics_touched_periods
+        SELECT DISTINCT a.client_id, p.period, analytics_period_start(p.period, a.day)
+          FROM added a CROSS JOIN analytics_periods() p (period)
+        EXCEPT SELECT * FROM analytics_touched_periods;
+    END IF;
+    DELETE FROM widget_period_stats m
+     USING analytics_touched_periods t
+     WHERE m.client_id = t.client_id AND m.period = t.period AND m.first_day = t.first_day;
+    -- Period by period through the (client_id, day) key: a join would hash
+    -- the whole table.
+    INSERT INTO widget_period_stats
+    SELECT t.client_id, t.period, t.first_day, d.*
+      FROM analytics_touched_periods t
+     CROSS JOIN LATERAL (
+           SELECT hll_union_agg(s.visitors_sketch), hll_union_agg(s.bot_visitors_sketch),
+                  coalesce(sum(s.unique_visitors) FILTER (WHERE s.visitors_sketch IS NULL), 0),
+                  coalesce(sum(s.bot_visitors) FILTER (WHERE s.bot_visitors_sketch IS NULL), 0),
+                  sum(s.sessions), sum(s.new_visitors), sum(s.events), sum(s.impressions), sum(s.opens),
+                  sum(s.chats_started), sum(s.messages), sum(s.forms_submitted), sum(s.converted_sessions),
+                  sum(s.total_session_seconds), sum(s.bot_sessions), sum(s.bot_events)
+             FROM widget_daily_stats s
+            WHERE s.client_id = t.client_id
+              AND s.day >= t.first_day AND s.day <= analytics_period_end(t.period, t.first_day)
+           HAVING count(*) > 0) d;
+    DROP TABLE analytics_touched_periods;
+    RETURN NULL;
+END $$;
+
+
+--
+-- Name: analytics_period_stats_truncate(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_period_stats_truncate() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    TRUNCATE widget_period_stats;
+    RETURN NULL;
+END $$;
+
+
+--
+-- Name: analytics_periods(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_periods() RETURNS SETOF text
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    VALUES ('month'), ('week')
+$$;
+
+
+--
+-- Name: analytics_range_rows(uuid, date, date); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_range_rows(p_client uuid, p_from date, p_to date) RETURNS TABLE(visitors_sketch public.hll, bot_visitors_sketch public.hll, unsketched_visitors bigint, unsketched_bot_visitors bigint, sessions bigint, new_visitors bigint, events bigint, impressions bigint, opens bigint, chats_started bigint, messages bigint, forms_submitted bigint, converted_sessions bigint, total_session_seconds double precision, bot_sessions bigint, bot_events bigint)
     LANGUAGE sql STABLE
     AS $$
     -- Whole months: from the first month that starts in the range (m1) to
     -- the last that ends in it (before me). Whole week parts: from the first
     -- part that starts in the range (w1) to the last that ends in it (before
     -- we). The part holding p_from - 1 ends the day before w1.
-    SELECT m.visitors_sketch, m.bot_visitors_sketch, m.unsketched_visitors, m.unsketched_bot_visitors
-      FROM widget_period_sketches m
+    SELECT m.visitors_sketch, m.bot_visitors_sketch, m.unsketched_visitors, m.unsketched_bot_visitors,
+           m.sessions, m.new_visitors, m.events, m.impressions, m.opens, m.chats_started, m.messages,
+           m.forms_submitted, m.converted_sessions, m.total_session_seconds, m.bot_sessions, m.bot_events
+      FROM widget_period_stats m
      WHERE m.client_id = p_client AND m.period = 'month'
        AND m.first_day >= analytics_period_end('month', p_from - 1) + 1
        AND m.first_day < analytics_period_start('month', p_to + 1)
     UNION ALL
     -- The week parts before m1 (all of them if there is no whole month),
-    -- then those from me on.
-    SELECT w.visitors_sketch, w.bot_visitors_sketch, w.unsketched_visitors, w.unsketched_bot_visitors
-      FROM widget_period_sketches w
+    -- then those from me on. Each kind of row is read as index ranges: a
+    -- filter on one range would still fetch every row in it.
+    SELECT w.visitors_sketch, w.bot_visitors_sketch, w.unsketched_visitors, w.unsketched_bot_visitors,
+           w.sessions, w.new_visitors, w.events, w.impressions, w.opens, w.chats_started, w.messages,
+           w.forms_submitted, w.converted_sessions, w.total_session_seconds, w.bot_sessions, w.bot_events
+      FROM widget_period_stats w
      WHERE w.client_id = p_client AND w.period = 'week'
        AND w.first_day >= analytics_period_end('week', p_from - 1) + 1
        AND w.first_day < least(analytics_period_end('month', p_from - 1) + 1,
                                analytics_period_start('week', p_to + 1))
     UNION ALL
-    SELECT w.visitors_sketch, w.bot_visitors_sketch, w.unsketched_visitors, w.unsketched_bot_visitors
-      FROM widget_period_sketches w
+    SELECT w.visitors_sketch, w.bot_visitors_sketch, w.unsketched_visitors, w.unsketched_bot_visitors,
+           w.sessions, w.new_visitors, w.events, w.impressions, w.opens, w.chats_started, w.messages,
+           w.forms_submitted, w.converted_sessions, w.total_session_seconds, w.bot_sessions, w.bot_events
+      FROM widget_period_stats w
      WHERE w.client_id = p_client AND w.period = 'week'
        AND w.first_day >= greatest(analytics_period_start('month', p_to + 1),
                                    least(analytics_period_end('month', p_from - 1) + 1,
@@ -767,7 +800,9 @@ CREATE FUNCTION public.analytics_range_sketches(p_client uuid, p_from date, p_to
     -- from we on.
     SELECT s.visitors_sketch, s.bot_visitors_sketch,
            CASE WHEN s.visitors_sketch IS NULL THEN s.unique_visitors ELSE 0 END,
-           CASE WHEN s.bot_visitors_sketch IS NULL THEN s.bot_visitors ELSE 0 END
+           CASE WHEN s.bot_visitors_sketch IS NULL THEN s.bot_visitors ELSE 0 END,
+           s.sessions, s.new_visitors, s.events, s.impressions, s.opens, s.chats_started, s.messages,
+           s.forms_submitted, s.converted_sessions, s.total_session_seconds, s.bot_sessions, s.bot_events
       FROM widget_daily_stats s
      WHERE s.client_id = p_client
        AND s.day >= p_from
@@ -775,7 +810,9 @@ CREATE FUNCTION public.analytics_range_sketches(p_client uuid, p_from date, p_to
     UNION ALL
     SELECT s.visitors_sketch, s.bot_visitors_sketch,
            CASE WHEN s.visitors_sketch IS NULL THEN s.unique_visitors ELSE 0 END,
-           CASE WHEN s.bot_visitors_sketch IS NULL THEN s.bot_visitors ELSE 0 END
+           CASE WHEN s.bot_visitors_sketch IS NULL THEN s.bot_visitors ELSE 0 END,
+           s.sessions, s.new_visitors, s.events, s.impressions, s.opens, s.chats_started, s.messages,
+           s.forms_submitted, s.converted_sessions, s.total_session_seconds, s.bot_sessions, s.bot_events
       FROM widget_daily_stats s
      WHERE s.client_id = p_client
        AND s.day >= greatest(analytics_period_start('week', p_to + 1),
@@ -2558,10 +2595,10 @@ CREATE TABLE public.user_agents (
 
 
 --
--- Name: widget_period_sketches; Type: TABLE; Schema: public; Owner: -
+-- Name: widget_period_stats; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.widget_period_sketches (
+CREATE TABLE public.widget_period_stats (
     client_id uuid NOT NULL,
     period text NOT NULL,
     first_day date NOT NULL,
@@ -2569,6 +2606,18 @@ CREATE TABLE public.widget_period_sketches (
     bot_visitors_sketch public.hll,
     unsketched_visitors bigint NOT NULL,
     unsketched_bot_visitors bigint NOT NULL,
+    sessions bigint NOT NULL,
+    new_visitors bigint NOT NULL,
+    events bigint NOT NULL,
+    impressions bigint NOT NULL,
+    opens bigint NOT NULL,
+    chats_started bigint NOT NULL,
+    messages bigint NOT NULL,
+    forms_submitted bigint NOT NULL,
+    converted_sessions bigint NOT NULL,
+    total_session_seconds double precision NOT NULL,
+    bot_sessions bigint NOT NULL,
+    bot_events bigint NOT NULL,
     CONSTRAINT widget_period_sketches_check CHECK ((first_day = public.analytics_period_start(period, first_day))),
     CONSTRAINT widget_period_sketches_period_check CHECK ((period = ANY (ARRAY['month'::text, 'week'::text])))
 );
@@ -2849,11 +2898,11 @@ ALTER TABLE ONLY public.widget_daily_stats
 
 
 --
--- Name: widget_period_sketches widget_period_sketches_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: widget_period_stats widget_period_stats_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.widget_period_sketches
-    ADD CONSTRAINT widget_period_sketches_pkey PRIMARY KEY (client_id, period, first_day);
+ALTER TABLE ONLY public.widget_period_stats
+    ADD CONSTRAINT widget_period_stats_pkey PRIMARY KEY (client_id, period, first_day);
 
 
 --
@@ -3208,31 +3257,31 @@ CREATE TRIGGER privacy_requests_append_only BEFORE DELETE OR UPDATE ON public.pr
 
 
 --
--- Name: widget_daily_stats widget_period_sketches_delete; Type: TRIGGER; Schema: public; Owner: -
+-- Name: widget_daily_stats widget_period_stats_delete; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER widget_period_sketches_delete AFTER DELETE ON public.widget_daily_stats REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_sketches_redo();
-
-
---
--- Name: widget_daily_stats widget_period_sketches_insert; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER widget_period_sketches_insert AFTER INSERT ON public.widget_daily_stats REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_sketches_add();
+CREATE TRIGGER widget_period_stats_delete AFTER DELETE ON public.widget_daily_stats REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_stats_redo();
 
 
 --
--- Name: widget_daily_stats widget_period_sketches_truncate; Type: TRIGGER; Schema: public; Owner: -
+-- Name: widget_daily_stats widget_period_stats_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER widget_period_sketches_truncate AFTER TRUNCATE ON public.widget_daily_stats FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_sketches_truncate();
+CREATE TRIGGER widget_period_stats_insert AFTER INSERT ON public.widget_daily_stats REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_stats_add();
 
 
 --
--- Name: widget_daily_stats widget_period_sketches_update; Type: TRIGGER; Schema: public; Owner: -
+-- Name: widget_daily_stats widget_period_stats_truncate; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER widget_period_sketches_update AFTER UPDATE ON public.widget_daily_stats REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_sketches_redo();
+CREATE TRIGGER widget_period_stats_truncate AFTER TRUNCATE ON public.widget_daily_stats FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_stats_truncate();
+
+
+--
+-- Name: widget_daily_stats widget_period_stats_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER widget_period_stats_update AFTER UPDATE ON public.widget_daily_stats REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_stats_redo();
 
 
 --
@@ -3348,10 +3397,10 @@ ALTER TABLE ONLY public.widget_daily_stats
 
 
 --
--- Name: widget_period_sketches widget_period_sketches_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+-- Name: widget_period_stats widget_period_sketches_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.widget_period_sketches
+ALTER TABLE ONLY public.widget_period_stats
     ADD CONSTRAINT widget_period_sketches_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id);
 
 

@@ -1997,25 +1997,68 @@ async fn range_visitors_are_within_the_sketch_error_of_the_exact_count() {
     assert_eq!(read().await["unique_visitors"], without + alone);
 }
 
-/// Months and week parts whose `widget_period_sketches` row differs from
-/// the union of its client's day rows (migrations/V25, V30), by
-/// cardinality: none, whatever wrote the days.
+/// The summary's summed figures of `client` over `from..=to`, summed over
+/// its day rows.
+async fn day_sums(
+    c: &tokio_postgres::Client,
+    client: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Value {
+    let row = c
+        .query_one(
+            "SELECT json_build_object(
+                    'sessions', sum(sessions), 'new_visitors', sum(new_visitors), 'events', sum(events),
+                    'impressions', sum(impressions), 'opens', sum(opens), 'chats_started', sum(chats_started),
+                    'messages', sum(messages), 'forms_submitted', sum(forms_submitted),
+                    'converted_sessions', sum(converted_sessions), 'bot_sessions', sum(bot_sessions),
+                    'bot_events', sum(bot_events),
+                    'avg_session_duration_s', round((sum(total_session_seconds) / sum(sessions))::numeric, 1))::text
+               FROM widget_daily_stats WHERE client_id = $1 AND day BETWEEN $2 AND $3",
+            &[&client, &from, &to],
+        )
+        .await
+        .unwrap();
+    serde_json::from_str(row.get(0)).unwrap()
+}
+
+/// Months and week parts whose `widget_period_stats` row differs from its
+/// client's day rows of that period (migrations/V25, V30, V31): by the
+/// cardinality of the union of their sketches, the visitors of days without
+/// one, or any sum. None, whatever wrote the days.
 async fn periods_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
+    const SUMS: &str = "sessions, new_visitors, events, impressions, opens, chats_started, messages, \
+                        forms_submitted, converted_sessions, total_session_seconds, bot_sessions, bot_events";
+    let summed: Vec<String> = SUMS
+        .split(", ")
+        .map(|c| format!("sum({c}) AS {c}"))
+        .collect();
+    // Seconds are floats, summed in another order.
+    let differs: Vec<String> = SUMS
+        .split(", ")
+        .map(|c| format!("abs(m.{c} - d.{c}) > 1e-6 * greatest(1, abs(d.{c}))"))
+        .collect();
     c.query(
-        "SELECT concat_ws(' ', coalesce(m.client_id, d.client_id), coalesce(m.period, d.period),
-                          coalesce(m.first_day, d.first_day))
-           FROM widget_period_sketches m
-           FULL JOIN (SELECT client_id, p.period, analytics_period_start(p.period, day) AS first_day,
-                             hll_cardinality(hll_union_agg(visitors_sketch)) AS v,
-                             hll_cardinality(hll_union_agg(bot_visitors_sketch)) AS b,
-                             coalesce(sum(unique_visitors) FILTER (WHERE visitors_sketch IS NULL), 0)::int8 AS u
-                        FROM widget_daily_stats CROSS JOIN (VALUES ('month'), ('week')) p (period)
-                       GROUP BY 1, 2, 3) d
-             ON d.client_id = m.client_id AND d.period = m.period AND d.first_day = m.first_day
-          WHERE m.client_id IS NULL OR d.client_id IS NULL
-             OR hll_cardinality(m.visitors_sketch) IS DISTINCT FROM d.v
-             OR hll_cardinality(m.bot_visitors_sketch) IS DISTINCT FROM d.b
-             OR m.unsketched_visitors <> d.u",
+        &format!(
+            "SELECT concat_ws(' ', coalesce(m.client_id, d.client_id), coalesce(m.period, d.period),
+                              coalesce(m.first_day, d.first_day))
+               FROM widget_period_stats m
+               FULL JOIN (SELECT client_id, p.period, analytics_period_start(p.period, day) AS first_day,
+                                 hll_cardinality(hll_union_agg(visitors_sketch)) AS v,
+                                 hll_cardinality(hll_union_agg(bot_visitors_sketch)) AS b,
+                                 coalesce(sum(unique_visitors) FILTER (WHERE visitors_sketch IS NULL), 0)::int8 AS u,
+                                 {summed}
+                            FROM widget_daily_stats CROSS JOIN analytics_periods() p (period)
+                           GROUP BY 1, 2, 3) d
+                 ON d.client_id = m.client_id AND d.period = m.period AND d.first_day = m.first_day
+              WHERE m.client_id IS NULL OR d.client_id IS NULL
+                 OR hll_cardinality(m.visitors_sketch) IS DISTINCT FROM d.v
+                 OR hll_cardinality(m.bot_visitors_sketch) IS DISTINCT FROM d.b
+                 OR m.unsketched_visitors <> d.u
+                 OR {differs}",
+            summed = summed.join(", "),
+            differs = differs.join(" OR "),
+        ),
         &[],
     )
     .await
@@ -2040,7 +2083,9 @@ async fn whole_months_and_week_parts_are_read_as_one_sketch_that_follows_every_c
     c.execute(
         "INSERT INTO session_events (client_id, person_id, session_id, event_name, occurred_at, is_bot)
          SELECT $1, CASE WHEN k = 10 THEN 'bot' || (d % 3) ELSE 'p' || ((d * 3 + k) % 200) END,
-                's' || d || '-' || k, 'widget_impression',
+                's' || d || '-' || (k / 2),
+                (ARRAY['widget_impression', 'widget_open', 'chat_started', 'message_sent',
+                       'client_form_submitted'])[1 + (d + k) % 5],
                 $2::timestamptz + d * interval '1 day' + k * interval '1 hour', k = 10
            FROM generate_series(0, 79) d, generate_series(0, 10) k",
         &[&a, &midnight(first)],
@@ -2122,11 +2167,16 @@ async fn whole_months_and_week_parts_are_read_as_one_sketch_that_follows_every_c
     for (i, from) in first.iter_days().take(45).step_by(4).enumerate() {
         for len in [0, 1, 5, 6, 7, 13, 20 + i as i64, 33, 40 + 3 * i as i64] {
             let to = (from + Duration::days(len)).min(last);
+            let totals = summary(from, to).await;
             assert_eq!(
-                summary(from, to).await["unique_visitors"],
+                totals["unique_visitors"],
                 range_visitors(&raw, a, from, to, false),
                 "{from}..{to}"
             );
+            // And the sums, read from the same rows, as summed day by day.
+            for (figure, value) in day_sums(&c, a, from, to).await.as_object().unwrap() {
+                assert_eq!(&totals[figure], value, "{figure} {from}..{to}");
+            }
         }
     }
 
@@ -2136,7 +2186,7 @@ async fn whole_months_and_week_parts_are_read_as_one_sketch_that_follows_every_c
         let c = &c;
         async move {
             c.execute(
-                "UPDATE widget_period_sketches SET visitors_sketch = hll_empty(13)
+                "UPDATE widget_period_stats SET visitors_sketch = hll_empty(13)
                   WHERE client_id = $1 AND period = $2 AND first_day = $3",
                 &[&a, &period, &first_day],
             )
@@ -2228,7 +2278,7 @@ async fn whole_months_and_week_parts_are_read_as_one_sketch_that_follows_every_c
     c.execute("TRUNCATE widget_daily_stats", &[]).await.unwrap();
     assert_eq!(periods_out_of_step(&c).await, Vec::<String>::new());
     let months: i64 = c
-        .query_one("SELECT count(*) FROM widget_period_sketches", &[])
+        .query_one("SELECT count(*) FROM widget_period_stats", &[])
         .await
         .unwrap()
         .get(0);
