@@ -560,11 +560,12 @@ BEGIN
           FROM live l JOIN buckets b ON b.i = width_bucket(l.day, p_firsts)
     ),
     -- Counts are sums; visitors are the cardinality of the union of the
-    -- bucket's sketches plus the exact visitors of its rows without one.
+    -- bucket's sketches plus the exact visitors of its rows without one
+    -- (filtered: 365 one-day buckets' unions of nothing cost 1 ms).
     t AS (
         SELECT b.i, b.first_day, b.last_day,
                coalesce(sum(p.sessions), 0)::int8 AS sessions,
-               (round(coalesce(hll_cardinality(hll_union_agg(p.visitors_sketch)), 0))
+               (round(coalesce(hll_cardinality(hll_union_agg(p.visitors_sketch) FILTER (WHERE p.visitors_sketch IS NOT NULL)), 0))
                 + coalesce(sum(p.unsketched_visitors), 0))::int8 AS unique_visitors,
                coalesce(sum(p.new_visitors), 0)::int8 AS new_visitors,
                coalesce(sum(p.events), 0)::int8 AS events,
@@ -576,38 +577,30 @@ BEGIN
                coalesce(sum(p.converted_sessions), 0)::int8 AS converted_sessions,
                coalesce(sum(p.total_session_seconds), 0)::float8 AS total_session_seconds,
                coalesce(sum(p.bot_sessions), 0)::int8 AS bot_sessions,
-               (round(coalesce(hll_cardinality(hll_union_agg(p.bot_visitors_sketch)), 0))
+               (round(coalesce(hll_cardinality(hll_union_agg(p.bot_visitors_sketch) FILTER (WHERE p.bot_visitors_sketch IS NOT NULL)), 0))
                 + coalesce(sum(p.unsketched_bot_visitors), 0))::int8 AS bot_visitors,
                coalesce(sum(p.bot_events), 0)::int8 AS bot_events
           FROM buckets b
           LEFT JOIN parts p ON p.i = b.i
          GROUP BY b.i, b.first_day, b.last_day
     )
-    -- json, not jsonb: built as written, 2 ms less for 365 buckets. An
-    -- estimate of the union can fall below the exact count of new visitors:
-    -- new is capped at unique.
-    SELECT json_agg(json_build_object(
-               'date', to_char(t.first_day, 'YYYY-MM-DD'),
-               'to', to_char(t.last_day, 'YYYY-MM-DD'),
-               'sessions', t.sessions,
-               'unique_visitors', t.unique_visitors,
-               'new_visitors', least(t.new_visitors, t.unique_visitors),
-               'returning_visitors', greatest(t.unique_visitors - t.new_visitors, 0),
-               'events', t.events,
-               'impressions', t.impressions,
-               'opens', t.opens,
-               'chats_started', t.chats_started,
-               'messages', t.messages,
-               'forms_submitted', t.forms_submitted,
-               'converted_sessions', t.converted_sessions,
-               'conversion_rate', CASE WHEN t.sessions > 0
-                   THEN round(t.converted_sessions::numeric / t.sessions, 4) ELSE 0 END,
-               'avg_session_duration_s', CASE WHEN t.sessions > 0
-                   THEN round((t.total_session_seconds / t.sessions)::numeric, 1) ELSE 0 END,
-               'bot_sessions', t.bot_sessions,
-               'bot_visitors', t.bot_visitors,
-               'bot_events', t.bot_events) ORDER BY t.i)
-      FROM t);
+    -- One json row per bucket, keys in column order: no key strings or
+    -- to_char per value (1 ms less for 365 buckets than json_build_object);
+    -- dates are ISO 8601 in json whatever the DateStyle. An estimate of the
+    -- union can fall below the exact count of new visitors: new is capped
+    -- at unique.
+    SELECT json_agg(r ORDER BY r.date)
+      FROM (SELECT t.first_day AS date, t.last_day AS "to", t.sessions, t.unique_visitors,
+                   least(t.new_visitors, t.unique_visitors) AS new_visitors,
+                   greatest(t.unique_visitors - t.new_visitors, 0) AS returning_visitors,
+                   t.events, t.impressions, t.opens, t.chats_started, t.messages, t.forms_submitted,
+                   t.converted_sessions,
+                   CASE WHEN t.sessions > 0
+                        THEN round(t.converted_sessions::numeric / t.sessions, 4) ELSE 0 END AS conversion_rate,
+                   CASE WHEN t.sessions > 0
+                        THEN round((t.total_session_seconds / t.sessions)::numeric, 1) ELSE 0 END AS avg_session_duration_s,
+                   t.bot_sessions, t.bot_visitors, t.bot_events
+              FROM t) r);
 END $$;
 
 

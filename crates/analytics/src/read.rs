@@ -1,12 +1,13 @@
 //! The read API under `/admin/analytics/{client_id}/`: one function per
 //! endpoint. Each request reads the client's reporting time zone (404 for an
 //! unknown client), validates its parameters against it, then answers with
-//! one statement. Past days come from `widget_daily_stats` (visitors from
-//! its sketches and `widget_period_sketches`), the client's today (and
-//! yesterday until the nightly rollup has written it) from raw events with
+//! one statement. Past days come from `widget_daily_stats` and, for the
+//! summary and trends, the months and week parts of `widget_period_stats`;
+//! the client's today (and yesterday until the nightly rollup has written
+//! it) from raw events with
 //! the rollup's own SQL (`analytics_client_live_days`, once per request), so
 //! they count alike. The summary's and trends' figures are one function,
-//! `analytics_figures` (migrations/V26, V29), whose plan each connection
+//! `analytics_figures` (migrations/V26, V29, V31), whose plan each connection
 //! keeps. The zone read first is passed on, so the client's row is read
 //! once per request.
 //! Every value reaches SQL as a bound parameter.
@@ -15,7 +16,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::pg4::ParameterValue;
@@ -129,7 +132,8 @@ fn read(req: &Request) -> Result<Response, ApiError> {
     };
     let body = match endpoint {
         Endpoint::Summary => summary(&db, &client, &q),
-        Endpoint::Trends => trends(&db, &client, &q),
+        // Its buckets are passed on as Postgres wrote them.
+        Endpoint::Trends => return Ok(respond::json(200, &trends(&db, &client, &q)?)),
         Endpoint::Events => top(&db, &client, &q, &[("events", "event_counts")]),
         Endpoint::TrafficSources => top(
             &db,
@@ -177,17 +181,24 @@ fn change_pct(current: &Value, previous: &Value) -> Value {
     Value::Object(out)
 }
 
-/// `analytics_figures` (migrations/V29) of the client's days in buckets
-/// starting on `firsts` (ascending), the last ending on `to`: one JSON object
-/// per bucket, with `date` (its first day) and `to` (its last).
-fn figures(
+/// The one column of `analytics_figures`' row.
+#[derive(Deserialize)]
+struct Buckets<T> {
+    buckets: T,
+}
+
+/// `analytics_figures` (migrations/V31) of the client's days in buckets
+/// starting on `firsts` (ascending), the last ending on `to`: a JSON array
+/// of one object per bucket, with `date` (its first day) and `to` (its
+/// last), read as `T` (values, or the array's text as it is).
+fn figures<T: DeserializeOwned>(
     conn: &Db,
     client: &Client,
     firsts: &[NaiveDate],
     to: NaiveDate,
-) -> Result<Vec<Value>, db::DbError> {
+) -> Result<T, db::DbError> {
     let firsts: Vec<String> = firsts.iter().map(|d| d.to_string()).collect();
-    conn.value(
+    let row: Buckets<T> = conn.one(
         "SELECT analytics_figures($1::text::uuid, $2::text, $3::text::date[], $4::text::date) AS buckets",
         &[
             text(&client.id),
@@ -195,13 +206,14 @@ fn figures(
             text(format!("{{{}}}", firsts.join(","))),
             text(to),
         ],
-    )
+    )?;
+    Ok(row.buckets)
 }
 
 fn summary(conn: &Db, client: &Client, q: &Query) -> Result<Value, db::DbError> {
     let (pf, pt) = q.previous();
     // The range before and the range are consecutive buckets.
-    let buckets = figures(conn, client, &[pf, q.from], q.to)?;
+    let buckets: Vec<Value> = figures(conn, client, &[pf, q.from], q.to)?;
     let [mut previous, mut current]: [Value; 2] = buckets.try_into().map_err(|b: Vec<Value>| {
         db::DbError::failed(format!(
             "analytics_figures returned {} buckets for 2",
@@ -223,16 +235,25 @@ fn summary(conn: &Db, client: &Client, q: &Query) -> Result<Value, db::DbError> 
     }))
 }
 
+/// The trends answer. `days` is Postgres' text: 365 buckets parsed and
+/// written again cost the component milliseconds.
+#[derive(Serialize)]
+struct Trends {
+    client_id: String,
+    range: Value,
+    interval: &'static str,
+    days: Box<RawValue>,
+}
+
 /// The range in buckets of `q.interval` (days, ISO weeks, months), each cut
 /// to the range: `date` its first day, `to` its last.
-fn trends(conn: &Db, client: &Client, q: &Query) -> Result<Value, db::DbError> {
-    let days = figures(conn, client, &q.bucket_starts(), q.to)?;
-    Ok(json!({
-        "client_id": client.id,
-        "range": range_json(q),
-        "interval": q.interval.name(),
-        "days": days,
-    }))
+fn trends(conn: &Db, client: &Client, q: &Query) -> Result<Trends, db::DbError> {
+    Ok(Trends {
+        client_id: client.id.clone(),
+        range: range_json(q),
+        interval: q.interval.name(),
+        days: figures(conn, client, &q.bucket_starts(), q.to)?,
+    })
 }
 
 /// The top `limit` keys of one or more `{key: count}` columns over the range,
