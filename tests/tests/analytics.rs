@@ -2008,12 +2008,14 @@ async fn day_sums(
     let row = c
         .query_one(
             "SELECT json_build_object(
-                    'sessions', sum(sessions), 'new_visitors', sum(new_visitors), 'events', sum(events),
-                    'impressions', sum(impressions), 'opens', sum(opens), 'chats_started', sum(chats_started),
-                    'messages', sum(messages), 'forms_submitted', sum(forms_submitted),
-                    'converted_sessions', sum(converted_sessions), 'bot_sessions', sum(bot_sessions),
-                    'bot_events', sum(bot_events),
-                    'avg_session_duration_s', round((sum(total_session_seconds) / sum(sessions))::numeric, 1))::text
+                    'sessions', coalesce(sum(sessions), 0), 'new_visitors', coalesce(sum(new_visitors), 0),
+                    'events', coalesce(sum(events), 0), 'impressions', coalesce(sum(impressions), 0),
+                    'opens', coalesce(sum(opens), 0), 'chats_started', coalesce(sum(chats_started), 0),
+                    'messages', coalesce(sum(messages), 0), 'forms_submitted', coalesce(sum(forms_submitted), 0),
+                    'converted_sessions', coalesce(sum(converted_sessions), 0),
+                    'bot_sessions', coalesce(sum(bot_sessions), 0), 'bot_events', coalesce(sum(bot_events), 0),
+                    'avg_session_duration_s', CASE WHEN sum(sessions) > 0
+                        THEN round((sum(total_session_seconds) / sum(sessions))::numeric, 1) ELSE 0 END)::text
                FROM widget_daily_stats WHERE client_id = $1 AND day BETWEEN $2 AND $3",
             &[&client, &from, &to],
         )
@@ -2069,8 +2071,7 @@ async fn periods_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn whole_months_and_week_parts_are_read_as_one_sketch_that_follows_every_change_to_their_days(
-) {
+async fn whole_months_and_week_parts_are_read_as_one_row_that_follows_every_change_to_their_days() {
     let db = TestDb::new().await;
     let c = db.client().await;
     let app = serve_admin_app(&db, &[]).await;
@@ -2139,17 +2140,36 @@ async fn whole_months_and_week_parts_are_read_as_one_sketch_that_follows_every_c
         range_visitors(&raw, a, first, last, true)
     );
     // Month and week buckets, whole or cut to the range, count each visitor
-    // once.
-    for interval in ["month", "week"] {
+    // once, and sum their days. From a Sunday, the first week is one day
+    // (its day row) beside whole weeks (their period rows), in one call;
+    // a month's last day begins a one-day month bucket.
+    let sunday = first
+        .iter_days()
+        .find(|d| d.weekday() == chrono::Weekday::Sun)
+        .unwrap();
+    let last_of_a_month = whole[0] - Duration::days(1);
+    for (from, interval) in [
+        (first, "month"),
+        (first, "week"),
+        (sunday, "week"),
+        (last_of_a_month, "month"),
+    ] {
         let (s, body) = app
             .get(&format!(
-                "/admin/analytics/{a}/trends?from={first}&to={last}&interval={interval}"
+                "/admin/analytics/{a}/trends?from={from}&to={last}&interval={interval}"
             ))
             .admin()
             .send()
             .await;
         assert_eq!(s, 200, "{body}");
-        for b in body["days"].as_array().unwrap() {
+        let buckets = body["days"].as_array().unwrap();
+        if from == sunday || from == last_of_a_month {
+            assert_eq!(
+                buckets[0]["date"], buckets[0]["to"],
+                "{interval} from {from}"
+            );
+        }
+        for b in buckets {
             let (start, end): (NaiveDate, NaiveDate) = (
                 b["date"].as_str().unwrap().parse().unwrap(),
                 b["to"].as_str().unwrap().parse().unwrap(),
@@ -2159,6 +2179,9 @@ async fn whole_months_and_week_parts_are_read_as_one_sketch_that_follows_every_c
                 range_visitors(&raw, a, start, end, false),
                 "{interval} {start}..{end}"
             );
+            for (figure, value) in day_sums(&c, a, start, end).await.as_object().unwrap() {
+                assert_eq!(&b[figure], value, "{figure} {interval} {start}..{end}");
+            }
         }
     }
     // Ranges starting and ending on every weekday and either side of a
