@@ -181,12 +181,6 @@ fn change_pct(current: &Value, previous: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The one column of `analytics_figures`' row.
-#[derive(Deserialize)]
-struct Buckets<T> {
-    buckets: T,
-}
-
 /// `analytics_figures` (migrations/V31) of the client's days in buckets
 /// starting on `firsts` (ascending), the last ending on `to`: a JSON array
 /// of one object per bucket, with `date` (its first day) and `to` (its
@@ -198,7 +192,7 @@ fn figures<T: DeserializeOwned>(
     to: NaiveDate,
 ) -> Result<T, db::DbError> {
     let firsts: Vec<String> = firsts.iter().map(|d| d.to_string()).collect();
-    let row: Buckets<T> = conn.one(
+    conn.value(
         "SELECT analytics_figures($1::text::uuid, $2::text, $3::text::date[], $4::text::date) AS buckets",
         &[
             text(&client.id),
@@ -206,8 +200,7 @@ fn figures<T: DeserializeOwned>(
             text(format!("{{{}}}", firsts.join(","))),
             text(to),
         ],
-    )?;
-    Ok(row.buckets)
+    )
 }
 
 fn summary(conn: &Db, client: &Client, q: &Query) -> Result<Value, db::DbError> {

@@ -213,11 +213,12 @@ impl Db {
         sql: &str,
         params: &[ParameterValue],
     ) -> Result<T, DbError> {
-        let row: serde_json::Map<String, serde_json::Value> = self.one(sql, params)?;
-        let mut values = row.into_iter();
+        // Read straight into `T`: a large value (a JSON document) is not
+        // built as a tree first, so a `T` of `Box<RawValue>` stays text.
+        let row: std::collections::BTreeMap<String, T> = self.one(sql, params)?;
+        let mut values = row.into_values();
         match (values.next(), values.next()) {
-            (Some((_, v)), None) => serde_json::from_value(v)
-                .map_err(|e| DbError::failed(format!("reading the value: {e}"))),
+            (Some(v), None) => Ok(v),
             _ => Err(DbError::failed("the statement must return one column")),
         }
     }
