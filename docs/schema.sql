@@ -605,6 +605,54 @@ END $$;
 
 
 --
+-- Name: analytics_fill_period_lists(date, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_fill_period_lists(p_before date, p_limit integer) RETURNS integer
+    LANGUAGE sql
+    AS $$
+    WITH todo AS (
+        SELECT p.client_id, p.period, p.first_day, p.sessions
+          FROM widget_period_stats p
+         WHERE analytics_period_end(p.period, p.first_day) < p_before
+           AND NOT EXISTS (SELECT FROM widget_period_lists l
+                            WHERE l.client_id = p.client_id AND l.period = p.period
+                              AND l.first_day = p.first_day)
+         ORDER BY p.first_day DESC, p.client_id, p.period
+         LIMIT p_limit
+    ),
+    counts AS (
+        SELECT t.client_id, t.period, t.first_day, j.list, e.key, sum(e.value::int8) AS n
+          FROM todo t
+          JOIN widget_daily_stats s
+            ON s.client_id = t.client_id
+           AND s.day BETWEEN t.first_day AND analytics_period_end(t.period, t.first_day)
+         CROSS JOIN LATERAL (VALUES ('event_counts', s.event_counts), ('referrers', s.referrers),
+                                    ('utm_sources', s.utm_sources), ('devices', s.devices),
+                                    ('browsers', s.browsers), ('os', s.os)) j (list, doc)
+         CROSS JOIN LATERAL jsonb_each_text(j.doc) e
+         GROUP BY 1, 2, 3, 4, 5
+    ),
+    filled AS (
+        INSERT INTO widget_period_lists
+        SELECT t.client_id, t.period, t.first_day, t.sessions,
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'event_counts'), '{}'),
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'referrers'), '{}'),
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'utm_sources'), '{}'),
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'devices'), '{}'),
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'browsers'), '{}'),
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'os'), '{}')
+          FROM todo t
+          LEFT JOIN counts c
+            ON c.client_id = t.client_id AND c.period = t.period AND c.first_day = t.first_day
+         GROUP BY t.client_id, t.period, t.first_day, t.sessions
+        RETURNING 1
+    )
+    SELECT count(*)::int4 FROM filled
+$$;
+
+
+--
 -- Name: analytics_hll_union(public.hll, public.hll); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -628,6 +676,43 @@ CREATE FUNCTION public.analytics_period_end(p_period text, p_day date) RETURNS d
                                       (date_trunc('month', p_day::timestamp) + interval '1 month')::date - 1)
            END
 $$;
+
+
+--
+-- Name: analytics_period_lists_forget(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_period_lists_forget() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        DELETE FROM widget_period_lists l
+         USING (SELECT DISTINCT a.client_id, p.period, analytics_period_start(p.period, a.day) AS first_day
+                  FROM added a CROSS JOIN analytics_periods() p (period)) t
+         WHERE l.client_id = t.client_id AND l.period = t.period AND l.first_day = t.first_day;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM widget_period_lists l
+         USING (SELECT DISTINCT r.client_id, p.period, analytics_period_start(p.period, r.day) AS first_day
+                  FROM removed r CROSS JOIN analytics_periods() p (period)) t
+         WHERE l.client_id = t.client_id AND l.period = t.period AND l.first_day = t.first_day;
+    END IF;
+    RETURN NULL;
+END $$;
+
+
+--
+-- Name: analytics_period_lists_truncate(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_period_lists_truncate() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    TRUNCATE widget_period_lists;
+    RETURN NULL;
+END $$;
 
 
 --
@@ -745,6 +830,57 @@ CREATE FUNCTION public.analytics_periods() RETURNS SETOF text
     LANGUAGE sql IMMUTABLE
     AS $$
     VALUES ('month'), ('week')
+$$;
+
+
+--
+-- Name: analytics_range_lists(uuid, date, date); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_range_lists(p_client uuid, p_from date, p_to date) RETURNS TABLE(sessions bigint, event_counts jsonb, referrers jsonb, utm_sources jsonb, devices jsonb, browsers jsonb, os jsonb)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH periods AS MATERIALIZED (
+        SELECT l.*
+          FROM analytics_range_periods(p_from, p_to) r
+          JOIN widget_period_lists l
+            ON l.client_id = p_client AND l.period = r.period
+           AND l.first_day >= r.lo AND l.first_day < r.hi
+    ),
+    -- As one array, so that the days are looked up by key, not joined
+    -- (a join may read every day of the client).
+    days AS MATERIALIZED (
+        SELECT array_agg(p_from + i) AS days
+          FROM generate_series(0, p_to - p_from) i
+         WHERE NOT EXISTS (SELECT FROM periods p
+                            WHERE p_from + i BETWEEN p.first_day AND analytics_period_end(p.period, p.first_day))
+    )
+    SELECT p.sessions, p.event_counts, p.referrers, p.utm_sources, p.devices, p.browsers, p.os
+      FROM periods p
+    UNION ALL
+    SELECT s.sessions, s.event_counts, s.referrers, s.utm_sources, s.devices, s.browsers, s.os
+      FROM widget_daily_stats s
+     WHERE s.client_id = p_client AND s.day = ANY ((SELECT d.days FROM days d)::date[])
+$$;
+
+
+--
+-- Name: analytics_range_periods(date, date); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_range_periods(p_from date, p_to date) RETURNS TABLE(period text, lo date, hi date)
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT 'month', analytics_period_end('month', p_from - 1) + 1,
+           analytics_period_start('month', p_to + 1)
+    UNION ALL
+    SELECT 'week', analytics_period_end('week', p_from - 1) + 1,
+           least(analytics_period_end('month', p_from - 1) + 1, analytics_period_start('week', p_to + 1))
+    UNION ALL
+    SELECT 'week', greatest(analytics_period_start('month', p_to + 1),
+                            least(analytics_period_end('month', p_from - 1) + 1,
+                                  analytics_period_start('week', p_to + 1))),
+           analytics_period_start('week', p_to + 1)
 $$;
 
 
@@ -2588,6 +2724,26 @@ CREATE TABLE public.user_agents (
 
 
 --
+-- Name: widget_period_lists; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.widget_period_lists (
+    client_id uuid NOT NULL,
+    period text NOT NULL,
+    first_day date NOT NULL,
+    sessions bigint NOT NULL,
+    event_counts jsonb NOT NULL,
+    referrers jsonb NOT NULL,
+    utm_sources jsonb NOT NULL,
+    devices jsonb NOT NULL,
+    browsers jsonb NOT NULL,
+    os jsonb NOT NULL,
+    CONSTRAINT widget_period_lists_check CHECK ((first_day = public.analytics_period_start(period, first_day))),
+    CONSTRAINT widget_period_lists_period_check CHECK ((period = ANY (ARRAY['month'::text, 'week'::text])))
+);
+
+
+--
 -- Name: widget_period_stats; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2888,6 +3044,14 @@ ALTER TABLE ONLY public.user_agents
 
 ALTER TABLE ONLY public.widget_daily_stats
     ADD CONSTRAINT widget_daily_stats_pkey PRIMARY KEY (client_id, day);
+
+
+--
+-- Name: widget_period_lists widget_period_lists_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.widget_period_lists
+    ADD CONSTRAINT widget_period_lists_pkey PRIMARY KEY (client_id, period, first_day);
 
 
 --
@@ -3250,6 +3414,34 @@ CREATE TRIGGER privacy_requests_append_only BEFORE DELETE OR UPDATE ON public.pr
 
 
 --
+-- Name: widget_daily_stats widget_period_lists_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER widget_period_lists_delete AFTER DELETE ON public.widget_daily_stats REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_lists_forget();
+
+
+--
+-- Name: widget_daily_stats widget_period_lists_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER widget_period_lists_insert AFTER INSERT ON public.widget_daily_stats REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_lists_forget();
+
+
+--
+-- Name: widget_daily_stats widget_period_lists_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER widget_period_lists_truncate AFTER TRUNCATE ON public.widget_daily_stats FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_lists_truncate();
+
+
+--
+-- Name: widget_daily_stats widget_period_lists_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER widget_period_lists_update AFTER UPDATE ON public.widget_daily_stats REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.analytics_period_lists_forget();
+
+
+--
 -- Name: widget_daily_stats widget_period_stats_delete; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -3387,6 +3579,14 @@ ALTER TABLE ONLY public.rejected_events
 
 ALTER TABLE ONLY public.widget_daily_stats
     ADD CONSTRAINT widget_daily_stats_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id);
+
+
+--
+-- Name: widget_period_lists widget_period_lists_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.widget_period_lists
+    ADD CONSTRAINT widget_period_lists_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id);
 
 
 --

@@ -12,7 +12,9 @@
 //! 4. two years of synthetic daily stats before the raw window;
 //! 5. the real rollups of the raw window, through the backfill endpoint,
 //!    oldest day first (this also fills the visitor registry), up to the day
-//!    before yesterday; the nightly job does the rest.
+//!    before yesterday; the nightly job does the rest;
+//! 6. the lists of every month and week part that has ended (the nightly
+//!    job's fill, all at once).
 //!
 //! Every run then seeds a retention backlog (an expired partition with
 //! `--expired-millions` million events and 1M sessions past the 365-day
@@ -432,6 +434,41 @@ async fn roll_up_raw_window(
     Ok(())
 }
 
+/// Phase 6: the lists of every month and week part that has ended
+/// (migrations/V32), in the nightly job's batches but all at once: what the
+/// first nights after the migration do. Resumable: only periods without
+/// lists are filled.
+async fn fill_period_lists(client: &Client) -> Result<()> {
+    const BATCH: i32 = 10_000;
+    let started = Instant::now();
+    let mut filled = 0i64;
+    loop {
+        let n: i32 = client
+            .query_one(
+                "SELECT analytics_fill_period_lists(current_date - 1, $1)",
+                &[&BATCH],
+            )
+            .await
+            .context("filling the period lists")?
+            .get(0);
+        filled += i64::from(n);
+        if n < BATCH {
+            break;
+        }
+        println!(
+            "  period lists: {filled} filled ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if filled > 0 {
+        println!(
+            "  period lists: {filled} filled in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
 /// What the nightly job's retention finds each run: an expired partition
 /// (five months back) with `expired_millions` million events whose days are
 /// rolled up, and 1M sessions past the 365-day period.
@@ -572,6 +609,7 @@ pub async fn run(o: Options) -> Result<()> {
 
     if !o.reads_only {
         roll_up_raw_window(&client, addr, &token).await?;
+        fill_period_lists(&client).await?;
         step(&client, "VACUUM ANALYZE", "VACUUM (ANALYZE)").await?;
     }
     if o.generate_only {
@@ -731,7 +769,7 @@ pub async fn run(o: Options) -> Result<()> {
     }
     if let Some((total, d)) = nightly {
         println!(
-            "nightly job {total:.1} s: rollup of {} in {} ms; retention {} ms: {} partitions dropped ({} events), {} sessions, {} visitors deleted",
+            "nightly job {total:.1} s: rollup of {} in {} ms; retention {} ms: {} partitions dropped ({} events), {} sessions, {} visitors deleted; {} period lists filled in {} ms",
             d["rollup"]["days"],
             d["rollup"]["ms"],
             d["retention_ms"],
@@ -739,6 +777,8 @@ pub async fn run(o: Options) -> Result<()> {
             d["retention"]["events_dropped"],
             d["retention"]["sessions_deleted"],
             d["retention"]["visitors_deleted"],
+            d["period_lists"]["filled"],
+            d["period_lists"]["ms"],
         );
     }
     if let Some((day, n, s, report)) = one_day {

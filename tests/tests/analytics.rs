@@ -2308,6 +2308,310 @@ async fn whole_months_and_week_parts_are_read_as_one_row_that_follows_every_chan
     assert_eq!(months, 0);
 }
 
+/// The `{key: count}` lists of the rollup, one `(list, column)` pair per
+/// list the read API answers with.
+const LISTS: [(&str, &str, &str); 6] = [
+    ("events", "events", "event_counts"),
+    ("traffic-sources", "referrers", "referrers"),
+    ("traffic-sources", "utm_sources", "utm_sources"),
+    ("devices", "devices", "devices"),
+    ("devices", "browsers", "browsers"),
+    ("devices", "os", "os"),
+];
+
+/// Months and week parts whose `widget_period_lists` row (migrations/V32)
+/// differs from the key-wise sums of its client's day rows of that period,
+/// in any list or in its sessions. Rows may be missing; none may be wrong.
+async fn period_lists_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
+    let docs: Vec<String> = LISTS
+        .iter()
+        .map(|(_, _, col)| format!("('{col}', x.{col})"))
+        .collect();
+    c.query(
+        &format!(
+            "WITH from_rows AS (
+                 SELECT x.client_id, x.period, x.first_day, j.list, e.key, e.value::int8 AS n
+                   FROM widget_period_lists x
+                  CROSS JOIN LATERAL (VALUES {docs}) j (list, doc), jsonb_each_text(j.doc) e),
+             from_days AS (
+                 SELECT x.client_id, p.period, analytics_period_start(p.period, x.day) AS first_day,
+                        j.list, e.key, sum(e.value::int8)::int8 AS n
+                   FROM widget_daily_stats x CROSS JOIN analytics_periods() p (period)
+                  CROSS JOIN LATERAL (VALUES {docs}) j (list, doc), jsonb_each_text(j.doc) e
+                  GROUP BY 1, 2, 3, 4, 5)
+             SELECT DISTINCT concat_ws(' ', l.client_id, l.period, l.first_day, k.list, k.key)
+               FROM widget_period_lists l
+               JOIN (SELECT coalesce(r.client_id, d.client_id) AS client_id, coalesce(r.period, d.period) AS period,
+                            coalesce(r.first_day, d.first_day) AS first_day, coalesce(r.list, d.list) AS list,
+                            coalesce(r.key, d.key) AS key
+                       FROM from_rows r FULL JOIN from_days d
+                         ON (d.client_id, d.period, d.first_day, d.list, d.key)
+                          = (r.client_id, r.period, r.first_day, r.list, r.key)
+                      WHERE r.n IS DISTINCT FROM d.n
+                     UNION ALL
+                     SELECT l.client_id, l.period, l.first_day, 'sessions', ''
+                       FROM widget_period_lists l
+                      WHERE l.sessions IS DISTINCT FROM (
+                            SELECT sum(s.sessions) FROM widget_daily_stats s
+                             WHERE s.client_id = l.client_id
+                               AND s.day BETWEEN l.first_day AND analytics_period_end(l.period, l.first_day))) k
+                 ON (k.client_id, k.period, k.first_day) = (l.client_id, l.period, l.first_day)",
+            docs = docs.join(", "),
+        ),
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// The answer a list endpoint owes for `from..=to`: each list's top `limit`
+/// keys by count (then key) summed over the client's day rows, and their
+/// sessions.
+async fn lists_from_days(
+    c: &tokio_postgres::Client,
+    client: Uuid,
+    endpoint: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    limit: i64,
+) -> Value {
+    let mut out = json!({});
+    for (_, list, col) in LISTS.iter().filter(|(e, _, _)| *e == endpoint) {
+        let top: String = c
+            .query_one(
+                &format!(
+                    "SELECT coalesce(jsonb_agg(jsonb_build_object('key', key, 'count', n) ORDER BY n DESC, key), '[]')::text
+                       FROM (SELECT e.key, sum(e.value::int8) AS n
+                               FROM widget_daily_stats s, jsonb_each_text(s.{col}) e
+                              WHERE s.client_id = $1 AND s.day BETWEEN $2 AND $3
+                              GROUP BY e.key ORDER BY n DESC, e.key LIMIT $4) t"
+                ),
+                &[&client, &from, &to, &limit],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        out[*list] = serde_json::from_str(&top).unwrap();
+    }
+    out["sessions"] = day_sums(c, client, from, to).await["sessions"].clone();
+    out
+}
+
+#[tokio::test]
+async fn lists_read_filled_months_and_week_parts_and_the_days_they_leave_as_their_days_summed() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let app = serve_admin_app(&db, &[]).await;
+    let a = add_client(&db, "lists").await;
+    let t = today();
+    let (first, last) = (t - Duration::days(84), t - Duration::days(1));
+    for week in 0..14 {
+        generate(
+            &c,
+            a,
+            250,
+            t - Duration::days(6 * week),
+            &format!("w{week}"),
+        )
+        .await;
+    }
+    let backfill = |from: NaiveDate, to: NaiveDate| {
+        let app = &app;
+        async move {
+            let (s, body) = app
+                .post("/admin/analytics/rollup")
+                .admin()
+                .json(&json!({ "from": from.to_string(), "to": to.to_string() }))
+                .send()
+                .await;
+            assert_eq!(s, 200, "{body}");
+        }
+    };
+    let list_rows = || {
+        let c = &c;
+        async move {
+            c.query_one("SELECT count(*) FROM widget_period_lists", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    let answer = |endpoint: &'static str, from: NaiveDate, to: NaiveDate, limit: i64| {
+        let app = &app;
+        async move {
+            let (s, body) = app
+                .get(&format!(
+                    "/admin/analytics/{a}/{endpoint}?from={from}&to={to}&limit={limit}"
+                ))
+                .admin()
+                .send()
+                .await;
+            assert_eq!(s, 200, "{body}");
+            let mut lists = json!({});
+            for (_, list, _) in LISTS.iter().filter(|(e, _, _)| *e == endpoint) {
+                lists[*list] = body[*list].clone();
+            }
+            lists["sessions"] = body["sessions"].clone();
+            lists
+        }
+    };
+    // Ranges starting and ending on every weekday and either side of a
+    // month's end, each list cut short (2) and whole (50).
+    let sweep = || {
+        let (answer, c) = (&answer, &c);
+        async move {
+            for (i, from) in first.iter_days().take(50).step_by(7).enumerate() {
+                for len in [0, 6, 13, 20 + i as i64, 33, 45 + 3 * i as i64, 83] {
+                    let to = (from + Duration::days(len)).min(last);
+                    for (endpoint, limit) in
+                        [("events", 2), ("traffic-sources", 50), ("devices", 2)]
+                    {
+                        assert_eq!(
+                            answer(endpoint, from, to, limit).await,
+                            lists_from_days(c, a, endpoint, from, to, limit).await,
+                            "{endpoint} {from}..{to} limit {limit}"
+                        );
+                    }
+                }
+            }
+        }
+    };
+    backfill(first, last).await;
+    // Before any fill, the lists are summed from the days.
+    assert_eq!(list_rows().await, 0);
+    sweep().await;
+
+    // The nightly job fills every month and week part that ended before
+    // yesterday, and only those.
+    nightly(&app, Utc::now()).await;
+    let unfilled: Vec<String> = c
+        .query(
+            "SELECT concat_ws(' ', p.period, p.first_day, l.first_day IS NOT NULL)
+               FROM widget_period_stats p
+               LEFT JOIN widget_period_lists l USING (client_id, period, first_day)
+              WHERE (analytics_period_end(p.period, p.first_day) < $1) <> (l.first_day IS NOT NULL)",
+            &[&(t - Duration::days(1))],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(unfilled, Vec::<String>::new());
+    let filled = list_rows().await;
+    assert!(
+        filled >= 12,
+        "two whole months and their week parts: {filled}"
+    );
+    assert_eq!(period_lists_out_of_step(&c).await, Vec::<String>::new());
+    sweep().await;
+
+    // A whole month is read as its row: a key only that row holds shows in
+    // a range over the whole month, not in one a day short of it.
+    let month = first
+        .iter_days()
+        .find(|d| d.day() == 1 && *d > first)
+        .unwrap();
+    let month_end = month.checked_add_months(chrono::Months::new(1)).unwrap() - Duration::days(1);
+    c.execute(
+        "UPDATE widget_period_lists SET referrers = referrers || '{\"planted.example\": 100000}'
+          WHERE client_id = $1 AND period = 'month' AND first_day = $2",
+        &[&a, &month],
+    )
+    .await
+    .unwrap();
+    let top = |v: Value| v["referrers"][0]["key"].clone();
+    assert_eq!(
+        top(answer("traffic-sources", month, month_end, 1).await),
+        "planted.example"
+    );
+    assert_ne!(
+        top(answer("traffic-sources", month, month_end - Duration::days(1), 1).await),
+        "planted.example"
+    );
+    // And a whole week part at a range's edge as its row.
+    let monday = month
+        .iter_days()
+        .find(|d| d.weekday() == chrono::Weekday::Mon && *d > month)
+        .unwrap();
+    c.execute(
+        "UPDATE widget_period_lists SET os = os || '{\"PlantedOS\": 100000}'
+          WHERE client_id = $1 AND period = 'week' AND first_day = $2",
+        &[&a, &monday],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answer(
+            "devices",
+            monday - Duration::days(1),
+            monday + Duration::days(6),
+            1
+        )
+        .await["os"][0]["key"],
+        "PlantedOS"
+    );
+
+    // Rolling one of their days up again forgets both rows (the range reads
+    // the days instead, as they are), and the next night fills them again.
+    backfill(monday + Duration::days(2), monday + Duration::days(2)).await;
+    assert_eq!(list_rows().await, filled - 2);
+    assert_eq!(period_lists_out_of_step(&c).await, Vec::<String>::new());
+    sweep().await;
+    nightly(&app, Utc::now()).await;
+    assert_eq!(list_rows().await, filled);
+    assert_eq!(period_lists_out_of_step(&c).await, Vec::<String>::new());
+
+    // A late event, new on its day, rolled up by the nightly job: its
+    // periods are forgotten, refilled with it after the rollup.
+    plain_event(
+        &c,
+        a,
+        "late-visitor",
+        Some("late"),
+        "late_event_name",
+        midnight(month + Duration::days(9)) + Duration::hours(5),
+    )
+    .await;
+    nightly(&app, Utc::now()).await;
+    assert_eq!(list_rows().await, filled);
+    assert_eq!(period_lists_out_of_step(&c).await, Vec::<String>::new());
+    let events = answer("events", month, month_end, 50).await;
+    assert!(
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["key"] == "late_event_name"),
+        "{events}"
+    );
+    sweep().await;
+
+    // Stats retention deletes the oldest days in batches: their periods'
+    // rows go with them; ranges over them sum the days left.
+    let kept = first + Duration::days(40);
+    loop {
+        let n: i64 = c
+            .query_one("SELECT analytics_delete_expired_stats($1, 7)", &[&kept])
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+    }
+    assert!(list_rows().await < filled);
+    assert_eq!(period_lists_out_of_step(&c).await, Vec::<String>::new());
+    sweep().await;
+
+    // A TRUNCATE fires no delete trigger: it empties the lists itself.
+    c.execute("TRUNCATE widget_daily_stats", &[]).await.unwrap();
+    assert_eq!(list_rows().await, 0);
+}
+
 /// Rows of `clients` read since the table was put behind `count_client_reads`.
 async fn client_reads(c: &tokio_postgres::Client) -> i64 {
     c.query_one(

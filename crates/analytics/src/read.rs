@@ -251,7 +251,9 @@ fn trends(conn: &Db, client: &Client, q: &Query) -> Result<Trends, db::DbError> 
 
 /// The top `limit` keys of one or more `{key: count}` columns over the range,
 /// with the range's sessions (the denominator of each key's share). The
-/// range's days are read once for every list.
+/// range is read once for every list: its filled months and week parts and
+/// the days they leave (`analytics_range_lists`, migrations/V32), then the
+/// live days.
 fn top(
     conn: &Db,
     client: &Client,
@@ -277,8 +279,7 @@ fn top(
         "WITH live AS MATERIALIZED (
              SELECT * FROM analytics_client_live_days($1::text::uuid, $5::text, $2::text::date, $3::text::date)),
          days AS MATERIALIZED (
-             SELECT s.sessions, {columns} FROM widget_daily_stats s
-              WHERE s.client_id = $1::text::uuid AND s.day BETWEEN $2::text::date AND $3::text::date
+             SELECT s.sessions, {columns} FROM analytics_range_lists($1::text::uuid, $2::text::date, $3::text::date) s
              UNION ALL
              SELECT s.sessions, {columns} FROM live s),
          keys AS (
