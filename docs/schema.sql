@@ -609,47 +609,83 @@ END $$;
 --
 
 CREATE FUNCTION public.analytics_fill_period_lists(p_before date, p_limit integer) RETURNS integer
-    LANGUAGE sql
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_custom_plan'
+    SET jit TO 'off'
+    SET work_mem TO '256MB'
     AS $$
-    WITH todo AS (
-        SELECT p.client_id, p.period, p.first_day, p.sessions
-          FROM widget_period_stats p
-         WHERE analytics_period_end(p.period, p.first_day) < p_before
-           AND NOT EXISTS (SELECT FROM widget_period_lists l
-                            WHERE l.client_id = p.client_id AND l.period = p.period
-                              AND l.first_day = p.first_day)
-         ORDER BY p.first_day DESC, p.client_id, p.period
+DECLARE
+    taken integer;
+BEGIN
+    WITH todo AS MATERIALIZED (
+        SELECT l.client_id, l.period, l.first_day
+          FROM widget_period_lists l
+         WHERE l.sessions IS NULL AND analytics_period_end(l.period, l.first_day) < p_before
+         ORDER BY l.first_day DESC
          LIMIT p_limit
     ),
-    counts AS (
-        SELECT t.client_id, t.period, t.first_day, j.list, e.key, sum(e.value::int8) AS n
+    -- Each period's days by key (OFFSET 0 keeps the subquery per period:
+    -- joined, the planner cannot tell how few days a period has and reads
+    -- the whole table).
+    days AS (
+        SELECT t.client_id, t.period, t.first_day, s.*
           FROM todo t
-          JOIN widget_daily_stats s
-            ON s.client_id = t.client_id
-           AND s.day BETWEEN t.first_day AND analytics_period_end(t.period, t.first_day)
-         CROSS JOIN LATERAL (VALUES ('event_counts', s.event_counts), ('referrers', s.referrers),
-                                    ('utm_sources', s.utm_sources), ('devices', s.devices),
-                                    ('browsers', s.browsers), ('os', s.os)) j (list, doc)
+         CROSS JOIN LATERAL (
+               SELECT s.sessions, s.event_counts, s.referrers, s.utm_sources, s.devices, s.browsers, s.os
+                 FROM widget_daily_stats s
+                WHERE s.client_id = t.client_id
+                  AND s.day BETWEEN t.first_day AND analytics_period_end(t.period, t.first_day)
+               OFFSET 0) s
+    ),
+    counts AS (
+        SELECT d.client_id, d.period, d.first_day, j.list, e.key, sum(e.value::int8) AS n
+          FROM days d
+         CROSS JOIN LATERAL (VALUES ('event_counts', d.event_counts), ('referrers', d.referrers),
+                                    ('utm_sources', d.utm_sources), ('devices', d.devices),
+                                    ('browsers', d.browsers), ('os', d.os)) j (list, doc)
          CROSS JOIN LATERAL jsonb_each_text(j.doc) e
          GROUP BY 1, 2, 3, 4, 5
     ),
-    filled AS (
-        INSERT INTO widget_period_lists
-        SELECT t.client_id, t.period, t.first_day, t.sessions,
-               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'event_counts'), '{}'),
-               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'referrers'), '{}'),
-               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'utm_sources'), '{}'),
-               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'devices'), '{}'),
-               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'browsers'), '{}'),
-               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'os'), '{}')
+    totals AS (
+        SELECT d.client_id, d.period, d.first_day, sum(d.sessions) AS sessions
+          FROM days d
+         GROUP BY 1, 2, 3
+    ),
+    lists AS (
+        SELECT t.client_id, t.period, t.first_day, s.sessions,
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'event_counts'), '{}') AS event_counts,
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'referrers'), '{}') AS referrers,
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'utm_sources'), '{}') AS utm_sources,
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'devices'), '{}') AS devices,
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'browsers'), '{}') AS browsers,
+               coalesce(jsonb_object_agg(c.key, c.n) FILTER (WHERE c.list = 'os'), '{}') AS os
           FROM todo t
+          LEFT JOIN totals s
+            ON s.client_id = t.client_id AND s.period = t.period AND s.first_day = t.first_day
           LEFT JOIN counts c
             ON c.client_id = t.client_id AND c.period = t.period AND c.first_day = t.first_day
-         GROUP BY t.client_id, t.period, t.first_day, t.sessions
+         GROUP BY t.client_id, t.period, t.first_day, s.sessions
+    ),
+    filled AS (
+        UPDATE widget_period_lists w
+           SET sessions = l.sessions, event_counts = l.event_counts, referrers = l.referrers,
+               utm_sources = l.utm_sources, devices = l.devices, browsers = l.browsers, os = l.os
+          FROM lists l
+         WHERE l.sessions IS NOT NULL
+           AND w.client_id = l.client_id AND w.period = l.period AND w.first_day = l.first_day
+        RETURNING 1
+    ),
+    -- A period whose days are all gone (retention) has nothing to list.
+    gone AS (
+        DELETE FROM widget_period_lists w
+         USING lists l
+         WHERE l.sessions IS NULL
+           AND w.client_id = l.client_id AND w.period = l.period AND w.first_day = l.first_day
         RETURNING 1
     )
-    SELECT count(*)::int4 FROM filled
-$$;
+    SELECT (SELECT count(*) FROM filled) + (SELECT count(*) FROM gone) INTO taken;
+    RETURN taken;
+END $$;
 
 
 --
@@ -679,6 +715,29 @@ $$;
 
 
 --
+-- Name: analytics_period_lists_empty(uuid[], date[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.analytics_period_lists_empty(p_clients uuid[], p_days date[]) RETURNS void
+    LANGUAGE sql
+    AS $$
+    INSERT INTO widget_period_lists (client_id, period, first_day)
+    SELECT k.client_id, k.period, k.first_day
+      FROM (SELECT DISTINCT d.client_id, p.period, analytics_period_start(p.period, d.day) AS first_day
+              FROM unnest(p_clients, p_days) d (client_id, day) CROSS JOIN analytics_periods() p (period)) k
+     -- Rows already empty (a night's open month and week) are left alone:
+     -- ON CONFLICT would lock, and so write, each of them.
+     WHERE NOT EXISTS (SELECT FROM widget_period_lists l
+                        WHERE l.client_id = k.client_id AND l.period = k.period
+                          AND l.first_day = k.first_day AND l.sessions IS NULL)
+    ON CONFLICT (client_id, period, first_day) DO UPDATE
+       SET sessions = NULL, event_counts = NULL, referrers = NULL, utm_sources = NULL,
+           devices = NULL, browsers = NULL, os = NULL
+     WHERE widget_period_lists.sessions IS NOT NULL
+$$;
+
+
+--
 -- Name: analytics_period_lists_forget(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -687,16 +746,10 @@ CREATE FUNCTION public.analytics_period_lists_forget() RETURNS trigger
     AS $$
 BEGIN
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        DELETE FROM widget_period_lists l
-         USING (SELECT DISTINCT a.client_id, p.period, analytics_period_start(p.period, a.day) AS first_day
-                  FROM added a CROSS JOIN analytics_periods() p (period)) t
-         WHERE l.client_id = t.client_id AND l.period = t.period AND l.first_day = t.first_day;
+        PERFORM analytics_period_lists_empty(array_agg(a.client_id), array_agg(a.day)) FROM added a;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        DELETE FROM widget_period_lists l
-         USING (SELECT DISTINCT r.client_id, p.period, analytics_period_start(p.period, r.day) AS first_day
-                  FROM removed r CROSS JOIN analytics_periods() p (period)) t
-         WHERE l.client_id = t.client_id AND l.period = t.period AND l.first_day = t.first_day;
+        PERFORM analytics_period_lists_empty(array_agg(r.client_id), array_agg(r.day)) FROM removed r;
     END IF;
     RETURN NULL;
 END $$;
@@ -846,6 +899,7 @@ CREATE FUNCTION public.analytics_range_lists(p_client uuid, p_from date, p_to da
           JOIN widget_period_lists l
             ON l.client_id = p_client AND l.period = r.period
            AND l.first_day >= r.lo AND l.first_day < r.hi
+         WHERE l.sessions IS NOT NULL
     ),
     -- As one array, so that the days are looked up by key, not joined
     -- (a join may read every day of the client).
@@ -2731,14 +2785,15 @@ CREATE TABLE public.widget_period_lists (
     client_id uuid NOT NULL,
     period text NOT NULL,
     first_day date NOT NULL,
-    sessions bigint NOT NULL,
-    event_counts jsonb NOT NULL,
-    referrers jsonb NOT NULL,
-    utm_sources jsonb NOT NULL,
-    devices jsonb NOT NULL,
-    browsers jsonb NOT NULL,
-    os jsonb NOT NULL,
+    sessions bigint,
+    event_counts jsonb,
+    referrers jsonb,
+    utm_sources jsonb,
+    devices jsonb,
+    browsers jsonb,
+    os jsonb,
     CONSTRAINT widget_period_lists_check CHECK ((first_day = public.analytics_period_start(period, first_day))),
+    CONSTRAINT widget_period_lists_check1 CHECK ((num_nulls(sessions, event_counts, referrers, utm_sources, devices, browsers, os) = ANY (ARRAY[0, 7]))),
     CONSTRAINT widget_period_lists_period_check CHECK ((period = ANY (ARRAY['month'::text, 'week'::text])))
 );
 
@@ -3355,6 +3410,13 @@ CREATE INDEX widget_daily_stats_by_day ON public.widget_daily_stats USING btree 
 --
 
 CREATE INDEX widget_daily_stats_totals ON public.widget_daily_stats USING btree (client_id, day) INCLUDE (sessions, unique_visitors, new_visitors, returning_visitors, events, impressions, opens, chats_started, messages, forms_submitted, converted_sessions, total_session_seconds, bot_sessions, bot_visitors, bot_events);
+
+
+--
+-- Name: widget_period_lists_unfilled; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX widget_period_lists_unfilled ON public.widget_period_lists USING btree (first_day) WHERE (sessions IS NULL);
 
 
 --

@@ -2024,6 +2024,17 @@ async fn day_sums(
     serde_json::from_str(row.get(0)).unwrap()
 }
 
+/// The backfill endpoint over `from..=to`, answering 200.
+async fn backfill(app: &TestApp, from: NaiveDate, to: NaiveDate) {
+    let (s, body) = app
+        .post("/admin/analytics/rollup")
+        .admin()
+        .json(&json!({ "from": from.to_string(), "to": to.to_string() }))
+        .send()
+        .await;
+    assert_eq!(s, 200, "{body}");
+}
+
 /// Months and week parts whose `widget_period_stats` row differs from its
 /// client's day rows of that period (migrations/V25, V30, V31): by the
 /// cardinality of the union of their sketches, the visitors of days without
@@ -2093,19 +2104,7 @@ async fn whole_months_and_week_parts_are_read_as_one_row_that_follows_every_chan
     )
     .await
     .unwrap();
-    let backfill = |from: NaiveDate, to: NaiveDate| {
-        let app = &app;
-        async move {
-            let (s, body) = app
-                .post("/admin/analytics/rollup")
-                .admin()
-                .json(&json!({ "from": from.to_string(), "to": to.to_string() }))
-                .send()
-                .await;
-            assert_eq!(s, 200, "{body}");
-        }
-    };
-    backfill(first, last).await;
+    backfill(&app, first, last).await;
     assert_eq!(periods_out_of_step(&c).await, Vec::<String>::new());
     let whole: Vec<NaiveDate> = first
         .iter_days()
@@ -2242,8 +2241,8 @@ async fn whole_months_and_week_parts_are_read_as_one_row_that_follows_every_chan
         day_before
     );
     // Rolling one of their days up again rebuilds them from their days.
-    backfill(month + Duration::days(3), month + Duration::days(3)).await;
-    backfill(monday, monday).await;
+    backfill(&app, month + Duration::days(3), month + Duration::days(3)).await;
+    backfill(&app, monday, monday).await;
     assert_eq!(periods_out_of_step(&c).await, Vec::<String>::new());
     assert_eq!(
         summary(month, month_end).await["unique_visitors"],
@@ -2261,7 +2260,7 @@ async fn whole_months_and_week_parts_are_read_as_one_row_that_follows_every_chan
         midnight(month + Duration::days(9)) + Duration::hours(5),
     )
     .await;
-    backfill(month + Duration::days(9), month + Duration::days(9)).await;
+    backfill(&app, month + Duration::days(9), month + Duration::days(9)).await;
     let raw = raw_events(&c).await;
     let totals = summary(first, last).await;
     assert_eq!(
@@ -2319,9 +2318,10 @@ const LISTS: [(&str, &str, &str); 6] = [
     ("devices", "os", "os"),
 ];
 
-/// Months and week parts whose `widget_period_lists` row (migrations/V32)
-/// differs from the key-wise sums of its client's day rows of that period,
-/// in any list or in its sessions. Rows may be missing; none may be wrong.
+/// Months and week parts whose filled `widget_period_lists` row
+/// (migrations/V32) differs from the key-wise sums of its client's day rows
+/// of that period, in any list or in its sessions. Rows may be unfilled;
+/// none may be wrong.
 async fn period_lists_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
     let docs: Vec<String> = LISTS
         .iter()
@@ -2332,7 +2332,8 @@ async fn period_lists_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
             "WITH from_rows AS (
                  SELECT x.client_id, x.period, x.first_day, j.list, e.key, e.value::int8 AS n
                    FROM widget_period_lists x
-                  CROSS JOIN LATERAL (VALUES {docs}) j (list, doc), jsonb_each_text(j.doc) e),
+                  CROSS JOIN LATERAL (VALUES {docs}) j (list, doc), jsonb_each_text(j.doc) e
+                  WHERE x.sessions IS NOT NULL),
              from_days AS (
                  SELECT x.client_id, p.period, analytics_period_start(p.period, x.day) AS first_day,
                         j.list, e.key, sum(e.value::int8)::int8 AS n
@@ -2351,11 +2352,12 @@ async fn period_lists_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
                      UNION ALL
                      SELECT l.client_id, l.period, l.first_day, 'sessions', ''
                        FROM widget_period_lists l
-                      WHERE l.sessions IS DISTINCT FROM (
+                      WHERE l.sessions IS NOT NULL AND l.sessions IS DISTINCT FROM (
                             SELECT sum(s.sessions) FROM widget_daily_stats s
                              WHERE s.client_id = l.client_id
                                AND s.day BETWEEN l.first_day AND analytics_period_end(l.period, l.first_day))) k
-                 ON (k.client_id, k.period, k.first_day) = (l.client_id, l.period, l.first_day)",
+                 ON (k.client_id, k.period, k.first_day) = (l.client_id, l.period, l.first_day)
+              WHERE l.sessions IS NOT NULL",
             docs = docs.join(", "),
         ),
         &[],
@@ -2418,22 +2420,10 @@ async fn lists_read_filled_months_and_week_parts_and_the_days_they_leave_as_thei
         )
         .await;
     }
-    let backfill = |from: NaiveDate, to: NaiveDate| {
-        let app = &app;
-        async move {
-            let (s, body) = app
-                .post("/admin/analytics/rollup")
-                .admin()
-                .json(&json!({ "from": from.to_string(), "to": to.to_string() }))
-                .send()
-                .await;
-            assert_eq!(s, 200, "{body}");
-        }
-    };
     let list_rows = || {
         let c = &c;
         async move {
-            c.query_one("SELECT count(*) FROM widget_period_lists", &[])
+            c.query_one("SELECT count(sessions) FROM widget_period_lists", &[])
                 .await
                 .unwrap()
                 .get::<_, i64>(0)
@@ -2479,28 +2469,33 @@ async fn lists_read_filled_months_and_week_parts_and_the_days_they_leave_as_thei
             }
         }
     };
-    backfill(first, last).await;
+    backfill(&app, first, last).await;
     // Before any fill, the lists are summed from the days.
     assert_eq!(list_rows().await, 0);
     sweep().await;
 
     // The nightly job fills every month and week part that ended before
-    // yesterday, and only those.
+    // yesterday, and only those; no row is left for a period without days.
+    let not_as_due = || {
+        let c = &c;
+        async move {
+            c.query(
+                "SELECT concat_ws(' ', p.period, p.first_day, l.period, l.first_day, l.sessions IS NOT NULL)
+                   FROM widget_period_stats p
+                   FULL JOIN widget_period_lists l USING (client_id, period, first_day)
+                  WHERE (analytics_period_end(p.period, p.first_day) < $1)
+                        IS DISTINCT FROM (l.sessions IS NOT NULL)",
+                &[&(t - Duration::days(1))],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect::<Vec<String>>()
+        }
+    };
     nightly(&app, Utc::now()).await;
-    let unfilled: Vec<String> = c
-        .query(
-            "SELECT concat_ws(' ', p.period, p.first_day, l.first_day IS NOT NULL)
-               FROM widget_period_stats p
-               LEFT JOIN widget_period_lists l USING (client_id, period, first_day)
-              WHERE (analytics_period_end(p.period, p.first_day) < $1) <> (l.first_day IS NOT NULL)",
-            &[&(t - Duration::days(1))],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(unfilled, Vec::<String>::new());
+    assert_eq!(not_as_due().await, Vec::<String>::new());
     let filled = list_rows().await;
     assert!(
         filled >= 12,
@@ -2555,9 +2550,9 @@ async fn lists_read_filled_months_and_week_parts_and_the_days_they_leave_as_thei
         "PlantedOS"
     );
 
-    // Rolling one of their days up again forgets both rows (the range reads
+    // Rolling one of their days up again empties both rows (the range reads
     // the days instead, as they are), and the next night fills them again.
-    backfill(monday + Duration::days(2), monday + Duration::days(2)).await;
+    backfill(&app, monday + Duration::days(2), monday + Duration::days(2)).await;
     assert_eq!(list_rows().await, filled - 2);
     assert_eq!(period_lists_out_of_step(&c).await, Vec::<String>::new());
     sweep().await;
@@ -2566,7 +2561,7 @@ async fn lists_read_filled_months_and_week_parts_and_the_days_they_leave_as_thei
     assert_eq!(period_lists_out_of_step(&c).await, Vec::<String>::new());
 
     // A late event, new on its day, rolled up by the nightly job: its
-    // periods are forgotten, refilled with it after the rollup.
+    // periods are emptied, and filled with it after the rollup.
     plain_event(
         &c,
         a,
@@ -2590,8 +2585,9 @@ async fn lists_read_filled_months_and_week_parts_and_the_days_they_leave_as_thei
     );
     sweep().await;
 
-    // Stats retention deletes the oldest days in batches: their periods'
-    // rows go with them; ranges over them sum the days left.
+    // Stats retention deletes the oldest days in batches: their periods are
+    // emptied, ranges over them sum the days left, and the next night fills
+    // those that kept days and deletes the others.
     let kept = first + Duration::days(40);
     loop {
         let n: i64 = c
@@ -2606,10 +2602,19 @@ async fn lists_read_filled_months_and_week_parts_and_the_days_they_leave_as_thei
     assert!(list_rows().await < filled);
     assert_eq!(period_lists_out_of_step(&c).await, Vec::<String>::new());
     sweep().await;
+    nightly(&app, Utc::now()).await;
+    assert_eq!(not_as_due().await, Vec::<String>::new());
+    assert_eq!(period_lists_out_of_step(&c).await, Vec::<String>::new());
+    sweep().await;
 
-    // A TRUNCATE fires no delete trigger: it empties the lists itself.
+    // A TRUNCATE fires no delete trigger: it empties the table itself.
     c.execute("TRUNCATE widget_daily_stats", &[]).await.unwrap();
-    assert_eq!(list_rows().await, 0);
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM widget_period_lists", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
 }
 
 /// Rows of `clients` read since the table was put behind `count_client_reads`.
