@@ -308,7 +308,7 @@ pub fn nightly(conn: &Db, as_of: DateTime<Utc>, r: &Retention) -> Result<Value> 
 }
 
 /// Periods whose lists one statement fills (about 5 s), and the night's time
-/// for them: after migration V32 every past period is to fill (13 minutes
+/// for them: after migration V32 every past period is to fill (12 minutes
 /// for the 10 M bench's 1.5 M periods), so the first nights fill the newest
 /// two minutes' worth each; afterwards a night has a few seconds' worth.
 const LIST_FILL_BATCH: i64 = 10_000;
