@@ -2024,6 +2024,20 @@ async fn day_sums(
     serde_json::from_str(row.get(0)).unwrap()
 }
 
+/// The text column of every row `sql` returns.
+async fn texts(
+    c: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<String> {
+    c.query(sql, params)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// The backfill endpoint over `from..=to`, answering 200.
 async fn backfill(app: &TestApp, from: NaiveDate, to: NaiveDate) {
     let (s, body) = app
@@ -2051,7 +2065,8 @@ async fn periods_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
         .split(", ")
         .map(|c| format!("abs(m.{c} - d.{c}) > 1e-6 * greatest(1, abs(d.{c}))"))
         .collect();
-    c.query(
+    texts(
+        c,
         &format!(
             "SELECT concat_ws(' ', coalesce(m.client_id, d.client_id), coalesce(m.period, d.period),
                               coalesce(m.first_day, d.first_day))
@@ -2075,10 +2090,6 @@ async fn periods_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
         &[],
     )
     .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
 }
 
 #[tokio::test]
@@ -2327,7 +2338,8 @@ async fn period_lists_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
         .iter()
         .map(|(_, _, col)| format!("('{col}', x.{col})"))
         .collect();
-    c.query(
+    texts(
+        c,
         &format!(
             "WITH from_rows AS (
                  SELECT x.client_id, x.period, x.first_day, j.list, e.key, e.value::int8 AS n
@@ -2363,10 +2375,6 @@ async fn period_lists_out_of_step(c: &tokio_postgres::Client) -> Vec<String> {
         &[],
     )
     .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
 }
 
 /// The answer a list endpoint owes for `from..=to`: each list's top `limit`
@@ -2479,7 +2487,8 @@ async fn lists_read_filled_months_and_week_parts_and_the_days_they_leave_as_thei
     let not_as_due = || {
         let c = &c;
         async move {
-            c.query(
+            texts(
+                c,
                 "SELECT concat_ws(' ', p.period, p.first_day, l.period, l.first_day, l.sessions IS NOT NULL)
                    FROM widget_period_stats p
                    FULL JOIN widget_period_lists l USING (client_id, period, first_day)
@@ -2488,10 +2497,6 @@ async fn lists_read_filled_months_and_week_parts_and_the_days_they_leave_as_thei
                 &[&(t - Duration::days(1))],
             )
             .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect::<Vec<String>>()
         }
     };
     nightly(&app, Utc::now()).await;
