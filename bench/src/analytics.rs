@@ -20,7 +20,8 @@
 //! `--expired-millions` million events and 1M sessions past the 365-day
 //! period), fires the real `analytics-rollup` cron component once, times the
 //! rollup of the busiest raw day through the backfill endpoint, empties the
-//! caches (PostgreSQL restarted, the OS page cache dropped), and drives each
+//! caches (PostgreSQL restarted, the OS page cache dropped), measures what the
+//! machine gives (a cold page read, a CPU reference), and drives each
 //! read endpoint through the local host, one request at a time, on its own
 //! clients: a cold pass, then the same requests again (warm).
 
@@ -556,6 +557,60 @@ async fn evict_caches(database_url: &str) -> String {
     done.join(", ")
 }
 
+/// What this machine gives the cold and the warm pass, measured right after
+/// the caches are emptied so that runs on different machines can be told
+/// apart: one cold 8 KB page read through PostgreSQL (400 random blocks of
+/// the oldest raw-event partition, which no read endpoint touches: a cold
+/// request costs about its pages read times this), and a CPU reference (a
+/// PL/pgSQL loop of 5 M additions, best of three).
+async fn machine_probe(client: &Client) -> Result<String> {
+    let part: Option<(String, i32)> = client
+        .query_opt(
+            "SELECT c.oid::regclass::text, c.relpages FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'session_events'::regclass AND c.relpages > 1000
+              ORDER BY c.relname LIMIT 1",
+            &[],
+        )
+        .await?
+        .map(|r| (r.get(0), r.get(1)));
+    let Some((part, pages)) = part else {
+        return Ok("no raw-event partition to probe".into());
+    };
+    client.batch_execute("SET track_io_timing = on").await?;
+    // EXPLAIN's JSON comes as json.
+    let plan: serde_json::Value = client
+        .query_one(
+            &format!(
+                "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON)
+                 SELECT count(*) FROM {part}
+                  WHERE ctid = ANY (ARRAY(SELECT format('(%s,1)', (random() * ({pages} - 1))::int)::tid
+                                            FROM generate_series(1, 400)))"
+            ),
+            &[],
+        )
+        .await?
+        .get(0);
+    let (read_ms, blocks) = (
+        plan[0]["Plan"]["I/O Read Time"].as_f64().unwrap_or(0.0),
+        plan[0]["Plan"]["Shared Read Blocks"]
+            .as_f64()
+            .unwrap_or(0.0),
+    );
+    let mut cpu = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        client
+            .batch_execute("DO $$ DECLARE s int8 := 0; BEGIN FOR i IN 1..5000000 LOOP s := s + i; END LOOP; END $$")
+            .await?;
+        cpu = cpu.min(t.elapsed());
+    }
+    Ok(format!(
+        "a cold page read {:.3} ms ({blocks} random blocks of {part}), CPU reference {:.0} ms (5 M PL/pgSQL additions)",
+        if blocks > 0.0 { read_ms / blocks } else { 0.0 },
+        ms(cpu)
+    ))
+}
+
 /// `n` sequential GETs of paths made by `path`, each must answer 200.
 async fn drive(
     addr: std::net::SocketAddr,
@@ -724,6 +779,8 @@ pub async fn run(o: Options) -> Result<()> {
     }
     let evicted = evict_caches(&o.database_url).await;
     println!("caches: {evicted}");
+    let probe = machine_probe(&crate::pg(&o.database_url).await?).await?;
+    println!("this machine: {probe}");
     let mut rows = Vec::new();
     for pass in ["cold", "warm"] {
         println!(
@@ -754,6 +811,7 @@ pub async fn run(o: Options) -> Result<()> {
     println!();
     println!("Widget analytics: {CLIENTS} clients, {events} raw events, {sessions} sessions, {stats} daily stats rows ({size})");
     println!("caches before the cold pass: {evicted}");
+    println!("this machine: {probe}");
     println!(
         "{:<28} {:>10} {:>10} {:>10} {:>10}",
         "read endpoint", "cold p50", "cold p99", "warm p50", "warm p99"
