@@ -604,9 +604,16 @@ async fn machine_probe(client: &Client) -> Result<String> {
             .await?;
         cpu = cpu.min(t.elapsed());
     }
+    let page = if blocks > 0.0 {
+        format!(
+            "a cold page read {:.3} ms ({blocks} random blocks of {part})",
+            read_ms / blocks
+        )
+    } else {
+        format!("no page of {part} read from disk (caches not emptied?)")
+    };
     Ok(format!(
-        "a cold page read {:.3} ms ({blocks} random blocks of {part}), CPU reference {:.0} ms (5 M PL/pgSQL additions)",
-        if blocks > 0.0 { read_ms / blocks } else { 0.0 },
+        "{page}, CPU reference {:.0} ms (5 M PL/pgSQL additions)",
         ms(cpu)
     ))
 }
@@ -779,7 +786,8 @@ pub async fn run(o: Options) -> Result<()> {
     }
     let evicted = evict_caches(&o.database_url).await;
     println!("caches: {evicted}");
-    // Best effort: `track_io_timing` needs a superuser.
+    // A new connection: the restart ended the old one. Best effort:
+    // `track_io_timing` needs a superuser.
     let probe = match machine_probe(&crate::pg(&o.database_url).await?).await {
         Ok(p) => p,
         Err(e) => format!("not measured ({e})"),
